@@ -1,0 +1,53 @@
+/**
+ * The storage seam. Everything durable in Engram goes through this interface, so the same log, recovery
+ * and snapshot code runs on the real disk (`NodeFileSystem`) and on the seeded fault-injecting simulator
+ * (`SimFileSystem`).
+ *
+ * Contract:
+ * - Paths are absolute or relative to the process working directory, `/`-separated.
+ * - `write` writes the whole range or rejects; a short write is an error, never silently accepted.
+ * - Data written is durable only after `datasync()` on that handle resolves. A new file's directory entry
+ *   (create, rename, unlink) is durable only after `syncDir()` of its parent resolves.
+ * - Any rejection from `write`, `datasync` or `syncDir` is an I/O fault (EIO, ENOSPC, ...): the caller must
+ *   treat the handle's durable content as unknown and stop using it (fsyncgate: never retry the sync).
+ * - Methods may be called concurrently on different handles; on one handle the caller serialises writes.
+ */
+export interface FileHandle {
+  /** Writes `length` bytes of `data` starting at `dataOffset`, at file `position`. */
+  write(data: Uint8Array, dataOffset: number, length: number, position: number): Promise<void>;
+  /** Reads up to `length` bytes at `position` into `into` at `intoOffset`; returns the bytes read (0 at EOF). */
+  read(into: Uint8Array, intoOffset: number, length: number, position: number): Promise<number>;
+  /** Makes every completed write on this handle durable (fdatasync). */
+  datasync(): Promise<void>;
+  truncate(length: number): Promise<void>;
+  size(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export type OpenMode =
+  /** Read only; the file must exist. */
+  | 'read'
+  /** Read and write; the file must exist. */
+  | 'readwrite'
+  /** Read and write; the file must not exist yet (exclusive create). */
+  | 'create';
+
+export interface FileSystem {
+  open(path: string, mode: OpenMode): Promise<FileHandle>;
+  /** Entry names (not paths) in `dir`, unsorted; [] if the directory does not exist. */
+  list(dir: string): Promise<string[]>;
+  mkdirp(dir: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  /** Makes the directory's entries (creates, renames, unlinks) durable (fsync on the directory). */
+  syncDir(dir: string): Promise<void>;
+  exists(path: string): Promise<boolean>;
+  /** Whole file content; convenience for small files and tools. */
+  readFile(path: string): Promise<Uint8Array>;
+}
+
+/** The error code of a Node-style I/O error, if any (`EIO`, `ENOSPC`, `ENOENT`...). */
+export function ioErrorCode(error: unknown): string | undefined {
+  if (error && typeof error === 'object' && 'code' in error && typeof error.code === 'string') return error.code;
+  return undefined;
+}
