@@ -1,0 +1,484 @@
+import * as path from 'node:path';
+import { AssertionFailure, assert, EngramError, invalidArgument, OverloadedError } from '../errors.ts';
+import type { FlushPolicy } from '../log/flush-policy.ts';
+import { DEFAULT_MEMORY_FLUSH_INTERVAL_MS } from '../log/flush-policy.ts';
+import { openLog } from '../log/log.ts';
+import type { LogRecord, TornTail } from '../log/reader.ts';
+import type { FlushStats, LogWriter } from '../log/writer.ts';
+import type { FileSystem } from '../storage/file-system.ts';
+import { NodeFileSystem } from '../storage/node-file-system.ts';
+import { type AckPoint, strongest } from './ack-point.ts';
+import { DecideContextImpl } from './decide-context.ts';
+import {
+  type AnyEventDefs,
+  type ApplyMeta,
+  CommandRejected,
+  type CommandInput,
+  type CommandResult,
+  type StoreDefinition,
+} from './definition.ts';
+import { fingerprintA, fingerprintB } from './fingerprint.ts';
+import { DEFAULT_IDEMPOTENCY_LIMITS, type IdempotencyLimits, IdempotencyWindow } from './idempotency.ts';
+import { encodeEvent, encodeRecordHeader, readRecord } from './record.ts';
+import { type CompiledCommand, compileDefinition, type Registry } from './registry.ts';
+import { hashState } from './state-hash.ts';
+import { type Waiter, WaiterQueue } from './waiters.ts';
+
+export interface StoreOptions {
+  /** Data directory; the log lives in `<dir>/wal`. */
+  dir: string;
+  fs?: FileSystem;
+  ackPoint?: AckPoint;
+  /** Defaults: `immediate` for `disk`, `interval` of 10 ms for `memory`. */
+  flushPolicy?: FlushPolicy;
+  segmentBytesMax?: number;
+  /** Backpressure: bytes buffered or being flushed beyond which commands are refused as overloaded. */
+  pendingBytesMax?: number;
+  /** Backpressure: commands waiting for their ack point beyond which commands are refused. */
+  pendingCommandsMax?: number;
+  idempotency?: Partial<IdempotencyLimits>;
+  /** Wall clock for decisions (ms); injectable for tests. */
+  clock?: () => number;
+  observer?: StoreObserver;
+  onRecoveryProgress?: (bytesDone: number, bytesTotal: number) => void;
+}
+
+export type CommandOutcome = 'ok' | 'duplicate' | 'conflict' | 'rejected' | 'invalid' | 'overloaded' | 'failed';
+
+/** Hooks for metrics and logs. Called on the event loop; keep them cheap. */
+export interface StoreObserver {
+  onCommand?(command: string, outcome: CommandOutcome): void;
+  /** Time from `execute()` to the ack point, for commands that waited on the disk. */
+  onAck?(command: string, latencyMs: number): void;
+  onFlush?(stats: FlushStats): void;
+  onBackpressure?(reason: string): void;
+  onFailure?(error: EngramError): void;
+}
+
+export interface RecoveryReport {
+  lastLsn: number;
+  firstLsn: number;
+  recordsReplayed: number;
+  replayMs: number;
+  segments: number;
+  tornTails: TornTail[];
+}
+
+export interface ExecuteOptions {
+  /** Strengthens (never weakens) the store's ack point for this command. */
+  ack?: AckPoint;
+}
+
+export type BatchItemResult<R> = { ok: true; result: R } | { ok: false; error: Error };
+
+export const DEFAULT_SEGMENT_BYTES_MAX = 64 * 1024 * 1024;
+export const DEFAULT_PENDING_BYTES_MAX = 64 * 1024 * 1024;
+export const DEFAULT_PENDING_COMMANDS_MAX = 1_000_000;
+/** Longest idempotency key accepted, in UTF-16 code units. */
+export const IDEMPOTENCY_KEY_LENGTH_MAX = 256;
+
+type Def<S, E extends AnyEventDefs<S>, C, I> = StoreDefinition<S, E, C, I>;
+
+/**
+ * An Engram store: state in memory, changed only by commands, each decided against current state into
+ * events that are logged and applied. See DESIGN.md §2 for the write path; the one rule is that a
+ * response never exposes state that has not reached the configured ack point.
+ *
+ * Single-threaded by design: decide and apply run on the event loop, in LSN order; only log I/O is
+ * asynchronous. Commands are pipelined: a command sees the effects of earlier ones at once, and its own
+ * acknowledgement waits until its record (and so every earlier one) reached the ack point.
+ */
+export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, I = undefined> {
+  readonly definition: Def<S, E, C, I>;
+  readonly ackPoint: AckPoint;
+  readonly dir: string;
+  private readonly registry: Registry;
+  private state: S;
+  private indexes: I;
+  readonly idempotency: IdempotencyWindow;
+  private writer!: LogWriter;
+  private readonly waiters = new WaiterQueue();
+  private readonly ctx: DecideContextImpl<I>;
+  private readonly meta: ApplyMeta = { lsn: 0, nowMs: 0 };
+  private readonly clock: () => number;
+  private readonly observer: StoreObserver;
+  private readonly pendingBytesMax: number;
+  private readonly pendingCommandsMax: number;
+  private lastNowMs = 0;
+  private lastFlushMs = 1;
+  private failure: EngramError | undefined;
+  private closing = false;
+  lsnApplied = 0;
+  recovery!: RecoveryReport;
+
+  private constructor(definition: Def<S, E, C, I>, options: StoreOptions) {
+    this.definition = definition;
+    this.registry = compileDefinition(definition as unknown as Parameters<typeof compileDefinition>[0]);
+    this.ackPoint = options.ackPoint ?? 'disk';
+    this.dir = options.dir;
+    this.state = definition.initialState();
+    this.indexes = (definition.indexes ? definition.indexes.build(this.state) : undefined) as I;
+    this.idempotency = new IdempotencyWindow({ ...DEFAULT_IDEMPOTENCY_LIMITS, ...options.idempotency });
+    this.ctx = new DecideContextImpl(this.indexes);
+    this.clock = options.clock ?? Date.now;
+    this.observer = options.observer ?? {};
+    this.pendingBytesMax = options.pendingBytesMax ?? DEFAULT_PENDING_BYTES_MAX;
+    this.pendingCommandsMax = options.pendingCommandsMax ?? DEFAULT_PENDING_COMMANDS_MAX;
+  }
+
+  /** Recovers the store from `options.dir` (creating it if empty) and opens it for commands. */
+  static async open<S, E extends AnyEventDefs<S>, C extends Record<string, any>, I = undefined>(
+    definition: Def<S, E, C, I>,
+    options: StoreOptions,
+  ): Promise<Store<S, E, C, I>> {
+    const store = new Store(definition, options);
+    await store.recover(options);
+    return store;
+  }
+
+  private async recover(options: StoreOptions): Promise<void> {
+    const startMs = performance.now();
+    let replayed = 0;
+    const policy = options.flushPolicy ?? defaultPolicy(this.ackPoint);
+    const opened = await openLog({
+      fs: options.fs ?? new NodeFileSystem(),
+      dir: path.join(options.dir, 'wal'),
+      policy,
+      segmentBytesMax: options.segmentBytesMax ?? DEFAULT_SEGMENT_BYTES_MAX,
+      onRecord: (record) => {
+        this.replay(record);
+        replayed++;
+      },
+      onProgress: options.onRecoveryProgress,
+      writer: {
+        onDurable: (lsn) => this.onDurable(lsn),
+        onFailure: (error) => this.onFailure(error),
+        onFlush: (stats) => {
+          this.lastFlushMs = stats.durationMs;
+          this.observer.onFlush?.(stats);
+        },
+      },
+    });
+    this.writer = opened.writer;
+    assert(this.lsnApplied === opened.scan.lastLsn || replayed === 0, 'replay must reach the end of the log');
+    this.lsnApplied = this.writer.nextLsn - 1;
+    this.recovery = {
+      lastLsn: this.lsnApplied,
+      firstLsn: opened.scan.firstLsn,
+      recordsReplayed: replayed,
+      replayMs: performance.now() - startMs,
+      segments: opened.scan.segments.length,
+      tornTails: opened.truncated,
+    };
+  }
+
+  // ---- writes ------------------------------------------------------------------------------------------
+
+  /**
+   * Decides, records and applies one command; resolves with its result once the record reached the ack
+   * point. A retry with the same idempotency key resolves with the recorded result; the same key with
+   * different content rejects with `idempotency_conflict`. Rejects with `overloaded` (retry later) when
+   * too much is waiting for the disk, and with `storage_io` after a write-path failure.
+   */
+  execute<K extends keyof C & string>(
+    name: K,
+    command: CommandInput<C[K]>,
+    options?: ExecuteOptions,
+  ): Promise<CommandResult<C[K]>> {
+    const startMs = this.observer.onAck ? performance.now() : 0;
+    let lsn: number;
+    let value: unknown;
+    try {
+      const compiled = this.admit(name);
+      lsn = this.decideAndRecord(compiled, command);
+      value = this.lastValue;
+    } catch (error) {
+      this.countFailure(name, error);
+      return Promise.reject(error);
+    }
+    return this.acknowledge(lsn, value, name, options?.ack, startMs) as Promise<CommandResult<C[K]>>;
+  }
+
+  /**
+   * Executes many commands of one type under a single acknowledgement (one waiter, one promise): the
+   * cheapest way to push a batch through the log. Each item gets its own result or error; an item's error
+   * (rejected, conflict, invalid) does not affect the others.
+   */
+  executeMany<K extends keyof C & string>(
+    name: K,
+    commands: readonly CommandInput<C[K]>[],
+    options?: ExecuteOptions,
+  ): Promise<BatchItemResult<CommandResult<C[K]>>[]> {
+    const startMs = this.observer.onAck ? performance.now() : 0;
+    let compiled: CompiledCommand;
+    try {
+      compiled = this.admit(name);
+    } catch (error) {
+      this.countFailure(name, error);
+      return Promise.reject(error);
+    }
+    const results: BatchItemResult<CommandResult<C[K]>>[] = new Array(commands.length);
+    let maxLsn = 0;
+    for (let i = 0; i < commands.length; i++) {
+      try {
+        const lsn = this.decideAndRecord(compiled, commands[i]);
+        if (lsn > maxLsn) maxLsn = lsn;
+        results[i] = { ok: true, result: this.lastValue as CommandResult<C[K]> };
+      } catch (error) {
+        if (error instanceof AssertionFailure || this.failure) throw error;
+        this.countFailure(name, error);
+        results[i] = { ok: false, error: error as Error };
+      }
+    }
+    return this.acknowledge(maxLsn, results, undefined, options?.ack, startMs) as Promise<
+      BatchItemResult<CommandResult<C[K]>>[]
+    >;
+  }
+
+  /** Every command recorded so far is durable when this resolves. */
+  sync(): Promise<void> {
+    return this.writer.sync();
+  }
+
+  private lastValue: unknown;
+
+  private admit(name: string): CompiledCommand {
+    if (this.failure) throw this.failure;
+    if (this.closing) throw new EngramError('store_closed', `store '${this.definition.name}' is closed`);
+    const compiled = this.registry.commandsByName.get(name);
+    if (!compiled) {
+      throw invalidArgument(`unknown command '${name}'; this store defines: ${[...this.registry.commandsByName.keys()].join(', ')}`);
+    }
+    const pendingBytes = this.writer.pendingBytes;
+    if (pendingBytes > this.pendingBytesMax || this.waiters.size > this.pendingCommandsMax) {
+      this.observer.onBackpressure?.(pendingBytes > this.pendingBytesMax ? 'bytes' : 'commands');
+      const retryAfterMs = Math.max(1, Math.ceil(this.lastFlushMs * 2));
+      throw new OverloadedError(
+        `store '${this.definition.name}' is overloaded: ${pendingBytes} bytes and ${this.waiters.size} commands are ` +
+          `waiting for the disk (limits ${this.pendingBytesMax} bytes, ${this.pendingCommandsMax} commands). ` +
+          `Retry after ${retryAfterMs} ms.`,
+        retryAfterMs,
+        { pendingBytes, pendingCommands: this.waiters.size },
+      );
+    }
+    return compiled;
+  }
+
+  /** Returns the LSN whose ack point the caller must wait for, and leaves the result in `lastValue`. */
+  private decideAndRecord(compiled: CompiledCommand, command: unknown): number {
+    const def = compiled.def;
+    const key = def.key ? def.key(command) : undefined;
+    let fpA = 0;
+    let fpB = 0;
+    if (key !== undefined) {
+      if (typeof key !== 'string' || key.length === 0 || key.length > IDEMPOTENCY_KEY_LENGTH_MAX) {
+        throw invalidArgument(
+          `command '${compiled.name}': idempotency key must be a string of 1..${IDEMPOTENCY_KEY_LENGTH_MAX} characters`,
+        );
+      }
+      const text = def.fingerprint ? def.fingerprint(command) : JSON.stringify(command);
+      fpA = fingerprintA(text);
+      fpB = fingerprintB(text);
+      const entry = this.idempotency.get(key);
+      if (entry) {
+        if (entry.commandId !== compiled.id || entry.fingerprintA !== fpA || entry.fingerprintB !== fpB) {
+          throw new EngramError(
+            'idempotency_conflict',
+            `idempotency key '${key}' was already used at LSN ${entry.lsn} for a different request; ` +
+              'use a new key for a new request, or resend exactly the original one',
+            { key, lsn: entry.lsn },
+          );
+        }
+        this.observer.onCommand?.(compiled.name, 'duplicate');
+        this.lastValue = entry.result;
+        return entry.lsn;
+      }
+    }
+    const writer = this.writer;
+    const lsn = writer.nextLsn;
+    const now = this.clock();
+    const nowMs = now > this.lastNowMs ? now : this.lastNowMs;
+    const seed = (Math.random() * 0x1_0000_0000) >>> 0;
+    this.ctx.reset(lsn, nowMs, seed);
+    const decision = def.decide(this.state, command, this.ctx);
+    const events = decision.events;
+    const w = writer.beginRecord(compiled.id, compiled.version, 0);
+    try {
+      encodeRecordHeader(w, nowMs, seed, fpA, fpB, key ?? '');
+      w.u32(events.length);
+      for (let i = 0; i < events.length; i++) {
+        const event = this.registry.eventsByName.get(events[i].type);
+        if (!event) throw invalidArgument(`command '${compiled.name}' emitted unknown event type '${events[i].type}'`);
+        encodeEvent(w, event, events[i].data);
+      }
+      compiled.resultCodec.encode(decision.result, w);
+    } catch (error) {
+      writer.abortRecord();
+      throw error;
+    }
+    const recorded = writer.endRecord();
+    assert(recorded === lsn, 'record LSN differs from the one decide was given');
+    this.lastNowMs = nowMs;
+    this.applyEvents(events, lsn, nowMs);
+    if (key !== undefined) {
+      this.idempotency.record(key, {
+        lsn,
+        nowMs,
+        fingerprintA: fpA,
+        fingerprintB: fpB,
+        commandId: compiled.id,
+        result: decision.result,
+      });
+    }
+    this.observer.onCommand?.(compiled.name, 'ok');
+    this.lastValue = decision.result;
+    return lsn;
+  }
+
+  private applyEvents(events: readonly { type: string; data: unknown }[], lsn: number, nowMs: number): void {
+    const meta = this.meta;
+    meta.lsn = lsn;
+    meta.nowMs = nowMs;
+    const indexDef = this.definition.indexes;
+    try {
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i];
+        this.registry.eventsByName.get(event.type)!.apply(this.state, event.data, meta);
+        if (indexDef) indexDef.onEvent(this.indexes, event as never, this.state, meta);
+      }
+    } catch (error) {
+      // A failing apply leaves state half-changed: a programming error. Stop the store rather than serve it.
+      this.onFailure(new EngramError('store_failed', `apply failed at LSN ${lsn}: ${(error as Error).message}`, { lsn }, error));
+      throw error;
+    }
+    this.lsnApplied = lsn;
+  }
+
+  private acknowledge(
+    lsn: number,
+    value: unknown,
+    commandName: string | undefined,
+    commandAck: AckPoint | undefined,
+    startMs: number,
+  ): Promise<unknown> {
+    const ack = strongest(this.ackPoint, commandAck);
+    if (ack === 'memory' || lsn <= this.writer.lsnDurable) return Promise.resolve(value);
+    if (this.ackPoint === 'memory') this.writer.flushSoon();
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ lsn, value, resolve, reject, startMs, commandName });
+    });
+  }
+
+  private countFailure(name: string, error: unknown): void {
+    const observer = this.observer.onCommand;
+    if (!observer) return;
+    if (error instanceof CommandRejected) observer(name, 'rejected');
+    else if (error instanceof OverloadedError) observer(name, 'overloaded');
+    else if (error instanceof EngramError && error.code === 'idempotency_conflict') observer(name, 'conflict');
+    else if (error instanceof EngramError && error.code === 'invalid_argument') observer(name, 'invalid');
+    else observer(name, 'failed');
+  }
+
+  // ---- reads -------------------------------------------------------------------------------------------
+
+  /**
+   * Runs `fn` on the current state now, and resolves with its value once everything it observed reached
+   * the store's ack point: a read never exposes state a crash could take back.
+   */
+  read<T>(fn: (state: Readonly<S>, indexes: I) => T): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
+    const value = fn(this.state, this.indexes);
+    const lsn = this.lsnApplied;
+    if (this.ackPoint === 'memory' || lsn <= this.writer.lsnDurable) return Promise.resolve(value);
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ lsn, value, resolve, reject, startMs: 0, commandName: undefined });
+    });
+  }
+
+  /** Reads the current state immediately, including changes not yet at the ack point. */
+  readStale<T>(fn: (state: Readonly<S>, indexes: I) => T): T {
+    return fn(this.state, this.indexes);
+  }
+
+  get lsnDurable(): number {
+    return this.writer.lsnDurable;
+  }
+
+  /** Bytes and commands waiting for the disk, for metrics and admission control upstream. */
+  get pending(): { bytes: number; commands: number } {
+    return { bytes: this.writer.pendingBytes, commands: this.waiters.size };
+  }
+
+  get failed(): EngramError | undefined {
+    return this.failure;
+  }
+
+  /** Canonical hash of the state and the idempotency window (indexes are derived, so excluded). */
+  stateHash(): string {
+    const window = [...this.idempotency.entries].map(([key, e]) => [key, e.lsn, e.nowMs, e.fingerprintA, e.fingerprintB, e.commandId, e.result]);
+    return hashState([this.state, window]);
+  }
+
+  // ---- durability events -------------------------------------------------------------------------------
+
+  private onDurable(lsn: number): void {
+    const onAck = this.observer.onAck;
+    const nowMs = onAck ? performance.now() : 0;
+    this.waiters.resolveUpTo(lsn, (waiter: Waiter) => {
+      if (onAck && waiter.commandName !== undefined) onAck(waiter.commandName, nowMs - waiter.startMs);
+      waiter.resolve(waiter.value);
+    });
+  }
+
+  private onFailure(error: EngramError): void {
+    if (this.failure) return;
+    this.failure = error;
+    this.waiters.drain((waiter) => waiter.reject(error));
+    this.observer.onFailure?.(error);
+  }
+
+  // ---- replay ------------------------------------------------------------------------------------------
+
+  private replay(record: LogRecord): void {
+    const meta = this.meta;
+    const indexDef = this.definition.indexes;
+    let metaSet = false;
+    const decoded = readRecord(this.registry, record, (event, data, header) => {
+      if (!metaSet) {
+        meta.lsn = record.lsn;
+        meta.nowMs = header.nowMs;
+        metaSet = true;
+      }
+      event.apply(this.state, data, meta);
+      if (indexDef) indexDef.onEvent(this.indexes, { type: event.name, data } as never, this.state, meta);
+    });
+    this.lsnApplied = record.lsn;
+    if (!decoded) return;
+    const { header, command, result } = decoded;
+    if (header.nowMs > this.lastNowMs) this.lastNowMs = header.nowMs;
+    if (header.key !== '') {
+      this.idempotency.record(header.key, {
+        lsn: record.lsn,
+        nowMs: header.nowMs,
+        fingerprintA: header.fingerprintA,
+        fingerprintB: header.fingerprintB,
+        commandId: command.id,
+        result: command.resultCodec.decode(result, record.version),
+      });
+    }
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------------------
+
+  /** Stops accepting commands, makes everything recorded durable, resolves the waiters and closes the log. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    await this.writer.close();
+    if (this.failure) throw this.failure;
+  }
+}
+
+function defaultPolicy(ackPoint: AckPoint): FlushPolicy {
+  return ackPoint === 'memory' ? { kind: 'interval', intervalMs: DEFAULT_MEMORY_FLUSH_INTERVAL_MS } : { kind: 'immediate' };
+}

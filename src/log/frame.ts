@@ -1,0 +1,142 @@
+import { assert } from '../errors.ts';
+import { readU64 } from '../util/bin.ts';
+import { crc32c } from './crc32c.ts';
+import {
+  alignUp,
+  COMMIT_MARKER_TYPE,
+  COMMIT_PAYLOAD_BYTES,
+  FRAME_BYTES_MAX,
+  FRAME_HEADER_BYTES,
+  LOG_FORMAT_VERSION,
+  SEGMENT_HEADER_BYTES,
+  SEGMENT_MAGIC,
+} from './format.ts';
+
+/** A decoded frame header; the payload is `buf[payloadStart, payloadEnd)`. */
+export interface FrameView {
+  offset: number;
+  lsn: number;
+  type: number;
+  version: number;
+  flags: number;
+  crc: number;
+  payloadStart: number;
+  payloadEnd: number;
+  /** Offset of the next frame (aligned). */
+  next: number;
+}
+
+/** Writes a frame header at `start` for a payload already in `buf[start + 24, end)`; returns the frame CRC. */
+export function sealFrame(
+  buf: Buffer,
+  start: number,
+  end: number,
+  lsn: number,
+  type: number,
+  version: number,
+  flags: number,
+): number {
+  const length = end - start;
+  assert(length >= FRAME_HEADER_BYTES && length <= FRAME_BYTES_MAX, `frame length ${length} out of range`);
+  buf.writeUInt32LE(length, start);
+  buf.writeUInt32LE(lsn >>> 0, start + 8);
+  buf.writeUInt32LE(Math.floor(lsn / 0x1_0000_0000), start + 12);
+  buf.writeUInt16LE(type, start + 16);
+  buf.writeUInt16LE(version, start + 18);
+  buf.writeUInt16LE(flags, start + 20);
+  buf.writeUInt16LE(0, start + 22);
+  const crc = crc32c(buf, start + 8, end);
+  buf.writeUInt32LE(crc, start + 4);
+  return crc;
+}
+
+export type FrameParse = { ok: true; frame: FrameView } | { ok: false; reason: string };
+
+/** Parses and verifies the frame at `offset` of `buf[0, end)`. Never throws on bad bytes. */
+export function parseFrame(buf: Buffer, offset: number, end: number): FrameParse {
+  if (offset + FRAME_HEADER_BYTES > end) return { ok: false, reason: 'incomplete frame header' };
+  const length = buf.readUInt32LE(offset);
+  if (length === 0) return { ok: false, reason: 'zero frame length (end of written data)' };
+  if (length < FRAME_HEADER_BYTES || length > FRAME_BYTES_MAX) {
+    return { ok: false, reason: `impossible frame length ${length}` };
+  }
+  if (offset + length > end) return { ok: false, reason: `frame of ${length} bytes runs past the end of the file` };
+  const crc = buf.readUInt32LE(offset + 4);
+  if (crc32c(buf, offset + 8, offset + length) !== crc) return { ok: false, reason: 'frame checksum mismatch' };
+  if (buf.readUInt16LE(offset + 22) !== 0) return { ok: false, reason: 'reserved frame bytes are not zero' };
+  return {
+    ok: true,
+    frame: {
+      offset,
+      lsn: readU64(buf, offset + 8),
+      type: buf.readUInt16LE(offset + 16),
+      version: buf.readUInt16LE(offset + 18),
+      flags: buf.readUInt16LE(offset + 20),
+      crc,
+      payloadStart: offset + FRAME_HEADER_BYTES,
+      payloadEnd: offset + length,
+      next: offset + alignUp(length),
+    },
+  };
+}
+
+export interface CommitPayload {
+  firstLsn: number;
+  recordCount: number;
+  chain: number;
+}
+
+export function isCommitMarker(frame: FrameView): boolean {
+  return frame.type === COMMIT_MARKER_TYPE;
+}
+
+export function readCommitPayload(buf: Buffer, frame: FrameView): CommitPayload | undefined {
+  if (frame.payloadEnd - frame.payloadStart !== COMMIT_PAYLOAD_BYTES) return undefined;
+  return {
+    firstLsn: readU64(buf, frame.payloadStart),
+    recordCount: buf.readUInt32LE(frame.payloadStart + 8),
+    chain: buf.readUInt32LE(frame.payloadStart + 12),
+  };
+}
+
+const chainScratch = Buffer.alloc(4);
+/** Folds one frame CRC into a chain value. */
+export function chainStep(chain: number, frameCrc: number): number {
+  chainScratch.writeUInt32LE(frameCrc, 0);
+  return crc32c(chainScratch, 0, 4, chain);
+}
+
+export interface SegmentHeader {
+  formatVersion: number;
+  epoch: number;
+  baseLsn: number;
+  chain: number;
+}
+
+export function encodeSegmentHeader(header: SegmentHeader): Buffer {
+  const buf = Buffer.alloc(SEGMENT_HEADER_BYTES);
+  SEGMENT_MAGIC.copy(buf, 0);
+  buf.writeUInt32LE(header.formatVersion, 8);
+  buf.writeUInt32LE(header.epoch, 12);
+  buf.writeUInt32LE(header.baseLsn >>> 0, 16);
+  buf.writeUInt32LE(Math.floor(header.baseLsn / 0x1_0000_0000), 20);
+  buf.writeUInt32LE(header.chain, 24);
+  buf.writeUInt32LE(crc32c(buf, 0, 28), 28);
+  return buf;
+}
+
+export type SegmentHeaderParse = { ok: true; header: SegmentHeader } | { ok: false; reason: string };
+
+export function parseSegmentHeader(buf: Buffer): SegmentHeaderParse {
+  if (buf.length < SEGMENT_HEADER_BYTES) return { ok: false, reason: 'file shorter than a segment header' };
+  if (!buf.subarray(0, 8).equals(SEGMENT_MAGIC)) return { ok: false, reason: 'bad magic (not an Engram log segment)' };
+  if (crc32c(buf, 0, 28) !== buf.readUInt32LE(28)) return { ok: false, reason: 'segment header checksum mismatch' };
+  const formatVersion = buf.readUInt32LE(8);
+  if (formatVersion !== LOG_FORMAT_VERSION) {
+    return { ok: false, reason: `unsupported log format version ${formatVersion} (this build reads ${LOG_FORMAT_VERSION})` };
+  }
+  return {
+    ok: true,
+    header: { formatVersion, epoch: buf.readUInt32LE(12), baseLsn: readU64(buf, 16), chain: buf.readUInt32LE(24) },
+  };
+}

@@ -1,0 +1,336 @@
+import * as path from 'node:path';
+import { EngramError } from '../errors.ts';
+import type { FileSystem } from '../storage/file-system.ts';
+import { FRAME_ALIGNMENT, parseSegmentName, SEGMENT_HEADER_BYTES } from './format.ts';
+import {
+  chainStep,
+  type FrameView,
+  isCommitMarker,
+  parseFrame,
+  parseSegmentHeader,
+  readCommitPayload,
+} from './frame.ts';
+
+/** A committed record as recovery hands it out; `buf` is only valid during the callback. */
+export interface LogRecord {
+  lsn: number;
+  type: number;
+  version: number;
+  flags: number;
+  buf: Buffer;
+  payloadStart: number;
+  payloadEnd: number;
+}
+
+export interface SegmentInfo {
+  name: string;
+  path: string;
+  baseLsn: number;
+  epoch: number;
+  /** Last committed LSN in this segment; baseLsn - 1 if none. */
+  lastLsn: number;
+  records: number;
+  groups: number;
+  fileBytes: number;
+  /** End of the last committed group: where the next group goes. */
+  committedBytes: number;
+  /** Chain value after the last committed group. */
+  chainEnd: number;
+  recordsByType: Map<number, number>;
+}
+
+export interface TornTail {
+  file: string;
+  /** Offset to truncate to (0 with `deleteFile`: the whole segment was a torn creation). */
+  offset: number;
+  discardedBytes: number;
+  /** Records that were fully written but never covered by a commit marker (never acknowledged). */
+  uncommittedRecords: number;
+  reason: string;
+  deleteFile: boolean;
+}
+
+export interface ScanResult {
+  segments: SegmentInfo[];
+  /** First LSN the log still holds (after compaction); lastLsn + 1 if the log is empty. */
+  firstLsn: number;
+  lastLsn: number;
+  chain: number;
+  epoch: number;
+  tornTails: TornTail[];
+}
+
+export interface ScanOptions {
+  /** Only records with lsn > afterLsn are handed to onRecord (they are still verified). */
+  afterLsn?: number;
+  onRecord?: (record: LogRecord) => void;
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+}
+
+const SECTOR_BYTES = 512;
+
+export async function listSegments(fs: FileSystem, dir: string): Promise<{ name: string; baseLsn: number }[]> {
+  const names = await fs.list(dir);
+  const segments: { name: string; baseLsn: number }[] = [];
+  for (const name of names) {
+    const baseLsn = parseSegmentName(name);
+    if (baseLsn !== undefined) segments.push({ name, baseLsn });
+  }
+  return segments.sort((a, b) => a.baseLsn - b.baseLsn);
+}
+
+/**
+ * Reads and verifies the whole log in `dir`: every frame checksum, the LSN sequence, every commit marker and
+ * the chain across groups and segments. Committed records are handed to `onRecord` in LSN order.
+ *
+ * Damage after the last valid commit marker, where nothing valid follows, is a torn tail (reported, not
+ * fixed: the writer truncates it when it opens). Damage followed by later committed data is corruption:
+ * it throws an EngramError('corruption') naming the file and offset, and nothing is changed.
+ */
+export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions = {}): Promise<ScanResult> {
+  const afterLsn = options.afterLsn ?? 0;
+  const entries = await listSegments(fs, dir);
+  const contents: Buffer[] = [];
+  let bytesTotal = 0;
+  for (const entry of entries) {
+    const content = Buffer.from(await fs.readFile(path.join(dir, entry.name)));
+    contents.push(content);
+    bytesTotal += content.length;
+  }
+  const result: ScanResult = { segments: [], firstLsn: 1, lastLsn: 0, chain: 0, epoch: 0, tornTails: [] };
+  let bytesDone = 0;
+  let expectedChain: number | undefined;
+  for (let i = 0; i < entries.length; i++) {
+    const file = path.join(dir, entries[i].name);
+    const buf = contents[i];
+    const isLast = i === entries.length - 1;
+    const header = parseSegmentHeader(buf);
+    if (!header.ok) {
+      if (isLast && buf.length <= SEGMENT_HEADER_BYTES) {
+        result.tornTails.push({
+          file,
+          offset: 0,
+          discardedBytes: buf.length,
+          uncommittedRecords: 0,
+          reason: `segment creation was interrupted (${header.reason})`,
+          deleteFile: true,
+        });
+        break;
+      }
+      throw corruption(file, 0, `segment header: ${header.reason}`);
+    }
+    const { baseLsn, epoch, chain } = header.header;
+    if (baseLsn !== entries[i].baseLsn) {
+      throw corruption(file, 16, `header base LSN ${baseLsn} does not match the file name`);
+    }
+    if (i === 0) {
+      result.firstLsn = baseLsn;
+      result.lastLsn = baseLsn - 1;
+    } else if (baseLsn !== result.lastLsn + 1) {
+      throw new EngramError(
+        'log_gap',
+        `log gap: segment ${file} starts at LSN ${baseLsn} but the previous segment ends at LSN ${result.lastLsn}. ` +
+          'A segment is missing or was deleted; restore it from a backup or a replica.',
+        { file, lsn: baseLsn },
+      );
+    }
+    if (expectedChain !== undefined && chain !== expectedChain) {
+      throw corruption(file, 24, `segment chain ${chain} does not continue the previous segment (${expectedChain})`);
+    }
+    const info = scanSegment(file, buf, entries[i].name, baseLsn, epoch, chain, afterLsn, options.onRecord, result);
+    result.segments.push(info);
+    result.lastLsn = info.lastLsn;
+    result.chain = info.chainEnd;
+    result.epoch = epoch;
+    expectedChain = info.chainEnd;
+    if (info.committedBytes < buf.length) {
+      const tail = classifyDamage(file, buf, info, contents.slice(i + 1));
+      result.tornTails.push(tail);
+      for (let j = i + 1; j < entries.length; j++) {
+        const later = path.join(dir, entries[j].name);
+        result.tornTails.push({
+          file: later,
+          offset: 0,
+          discardedBytes: contents[j].length,
+          uncommittedRecords: 0,
+          reason: 'segment created after the torn tail holds no committed data',
+          deleteFile: true,
+        });
+      }
+      break;
+    }
+    bytesDone += buf.length;
+    options.onProgress?.(bytesDone, bytesTotal);
+  }
+  options.onProgress?.(bytesTotal, bytesTotal);
+  return result;
+}
+
+function corruption(file: string, offset: number, reason: string, lsn?: number): EngramError {
+  return new EngramError(
+    'corruption',
+    `log corruption in ${file} at offset ${offset}: ${reason}. Committed data follows the damage, so this is ` +
+      'not a torn write and Engram will not start on it. Restore the segment from a replica or backup, or, ' +
+      `accepting the loss of every record after the damage, run \`engram repair <dir> --truncate-after ${lsn ?? '<lsn>'}\`.`,
+    { file, offset, lsn },
+  );
+}
+
+interface PendingGroup {
+  frames: FrameView[];
+}
+
+function scanSegment(
+  file: string,
+  buf: Buffer,
+  name: string,
+  baseLsn: number,
+  epoch: number,
+  chainStart: number,
+  afterLsn: number,
+  onRecord: ScanOptions['onRecord'],
+  totals: ScanResult,
+): SegmentInfo {
+  const info: SegmentInfo = {
+    name,
+    path: file,
+    baseLsn,
+    epoch,
+    lastLsn: baseLsn - 1,
+    records: 0,
+    groups: 0,
+    fileBytes: buf.length,
+    committedBytes: SEGMENT_HEADER_BYTES,
+    chainEnd: chainStart,
+    recordsByType: new Map(),
+  };
+  const group: PendingGroup = { frames: [] };
+  let offset = SEGMENT_HEADER_BYTES;
+  while (offset < buf.length) {
+    const parsed = parseFrame(buf, offset, buf.length);
+    if (!parsed.ok) break;
+    const frame = parsed.frame;
+    if (isCommitMarker(frame)) {
+      if (!commitGroup(buf, frame, group, info, afterLsn, onRecord)) break;
+      info.committedBytes = frame.next;
+    } else {
+      const last = group.frames.length > 0 ? group.frames[group.frames.length - 1].lsn : info.lastLsn;
+      if (frame.lsn !== last + 1) break;
+      group.frames.push(frame);
+    }
+    offset = frame.next;
+  }
+  void totals;
+  return info;
+}
+
+function commitGroup(
+  buf: Buffer,
+  marker: FrameView,
+  group: PendingGroup,
+  info: SegmentInfo,
+  afterLsn: number,
+  onRecord: ScanOptions['onRecord'],
+): boolean {
+  const payload = readCommitPayload(buf, marker);
+  const frames = group.frames;
+  if (!payload || frames.length === 0 || payload.recordCount !== frames.length) return false;
+  if (frames[0].lsn !== payload.firstLsn || frames[frames.length - 1].lsn !== marker.lsn) return false;
+  let chain = info.chainEnd;
+  for (const frame of frames) chain = chainStep(chain, frame.crc);
+  if (chain !== payload.chain) return false;
+  for (const frame of frames) {
+    info.recordsByType.set(frame.type, (info.recordsByType.get(frame.type) ?? 0) + 1);
+    if (onRecord && frame.lsn > afterLsn) {
+      onRecord({
+        lsn: frame.lsn,
+        type: frame.type,
+        version: frame.version,
+        flags: frame.flags,
+        buf,
+        payloadStart: frame.payloadStart,
+        payloadEnd: frame.payloadEnd,
+      });
+    }
+  }
+  info.records += frames.length;
+  info.groups += 1;
+  info.lastLsn = marker.lsn;
+  info.chainEnd = chain;
+  group.frames = [];
+  return true;
+}
+
+/**
+ * Decides whether the bytes after the last committed group are a torn write (never acknowledged) or damage
+ * to acknowledged data. The writer starts a group's write only after the previous group's fdatasync, so a
+ * valid group *after* a damaged one proves the damaged one was durable: that is corruption. For the final
+ * group, a torn write leaves whole sectors of old content (zeros, in an append-only file) or a frame running
+ * past the end of the file; a complete frame whose checksum fails with no such sign is a flipped bit.
+ */
+function classifyDamage(file: string, buf: Buffer, info: SegmentInfo, laterSegments: Buffer[]): TornTail {
+  const start = info.committedBytes;
+  let offset = start;
+  let uncommitted = 0;
+  let reason = 'uncommitted records after the last commit marker';
+  let completeButBad = false;
+  while (offset < buf.length) {
+    const parsed = parseFrame(buf, offset, buf.length);
+    if (!parsed.ok) {
+      reason = parsed.reason;
+      completeButBad = parsed.reason === 'frame checksum mismatch' || parsed.reason.startsWith('reserved');
+      break;
+    }
+    if (isCommitMarker(parsed.frame)) {
+      reason = 'commit marker does not match its group';
+      completeButBad = true;
+      break;
+    }
+    uncommitted++;
+    offset = parsed.frame.next;
+  }
+  const laterMarker = findCommitMarkerAfter(buf, offset + FRAME_ALIGNMENT, info.lastLsn);
+  const laterData = laterSegments.some((content) => parseSegmentHeader(content).ok && content.length > SEGMENT_HEADER_BYTES);
+  if (laterData || (laterMarker !== undefined && laterMarker.next < buf.length && validFrameAt(buf, laterMarker.next))) {
+    throw corruption(file, offset, `${reason}, yet later groups were committed`, info.lastLsn);
+  }
+  const damageEnd = laterMarker ? laterMarker.next : Math.min(buf.length, offset + 4096);
+  if ((completeButBad || laterMarker) && !hasZeroSector(buf, offset, damageEnd)) {
+    throw corruption(file, offset, `${reason} in the final group, with no sign of a torn write`, info.lastLsn);
+  }
+  return {
+    file,
+    offset: start,
+    discardedBytes: buf.length - start,
+    uncommittedRecords: uncommitted,
+    reason,
+    deleteFile: false,
+  };
+}
+
+function validFrameAt(buf: Buffer, offset: number): boolean {
+  return parseFrame(buf, offset, buf.length).ok;
+}
+
+function findCommitMarkerAfter(buf: Buffer, from: number, lastLsn: number): FrameView | undefined {
+  for (let offset = from; offset + 24 <= buf.length; offset += FRAME_ALIGNMENT) {
+    const parsed = parseFrame(buf, offset, buf.length);
+    if (parsed.ok && isCommitMarker(parsed.frame) && parsed.frame.lsn > lastLsn) return parsed.frame;
+  }
+  return undefined;
+}
+
+function hasZeroSector(buf: Buffer, from: number, to: number): boolean {
+  const first = Math.ceil(from / SECTOR_BYTES) * SECTOR_BYTES;
+  // Also count the partial sector at the damage start and a short final sector: an unwritten region
+  // shorter than a sector at the end of the file reads as zeros too.
+  if (isZero(buf, from, Math.min(to, first))) return to > from;
+  for (let s = first; s < to; s += SECTOR_BYTES) if (isZero(buf, s, Math.min(to, s + SECTOR_BYTES))) return true;
+  return false;
+}
+
+function isZero(buf: Buffer, from: number, to: number): boolean {
+  if (to <= from) return false;
+  for (let i = from; i < to; i++) if (buf[i] !== 0) return false;
+  return true;
+}

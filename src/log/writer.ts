@@ -1,0 +1,332 @@
+import * as path from 'node:path';
+import { assert, EngramError } from '../errors.ts';
+import type { FileHandle, FileSystem } from '../storage/file-system.ts';
+import { ioErrorCode } from '../storage/file-system.ts';
+import { BinWriter } from '../util/bin.ts';
+import type { FlushPolicy } from './flush-policy.ts';
+import { COMMIT_MARKER_TYPE, FRAME_HEADER_BYTES, LOG_FORMAT_VERSION, segmentName } from './format.ts';
+import { chainStep, encodeSegmentHeader, parseFrame, sealFrame } from './frame.ts';
+
+export interface LogWriterOptions {
+  fs: FileSystem;
+  dir: string;
+  policy: FlushPolicy;
+  /** Roll to a new segment once the current one reaches this size. */
+  segmentBytesMax: number;
+  /** Where recovery left the log: the segment to append to (undefined: create the first one). */
+  tail: { segmentName: string; baseLsn: number; offset: number } | undefined;
+  lastLsn: number;
+  chain: number;
+  epoch: number;
+  /** Called after every successful group commit with the new durable LSN. */
+  onDurable: (lsnDurable: number) => void;
+  /** Called once when the write path fails; after it, every append throws. */
+  onFailure: (error: EngramError) => void;
+  /** Called after every group commit, for metrics. */
+  onFlush?: (stats: FlushStats) => void;
+  /** Called after a new segment was created (for compaction and metrics). */
+  onSegmentRolled?: (segment: { name: string; baseLsn: number }) => void;
+}
+
+export interface FlushStats {
+  records: number;
+  bytes: number;
+  durationMs: number;
+  syncMs: number;
+}
+
+const INITIAL_BUFFER_BYTES = 1024 * 1024;
+const COMMIT_MARKER_BYTES = FRAME_HEADER_BYTES + 16;
+
+/**
+ * The group-commit writer. Records are encoded straight into an in-memory buffer (`beginRecord` /
+ * `endRecord`); a flush writes everything buffered plus one commit marker with a single write and one
+ * fdatasync, then reports the new durable LSN. One flush is in flight at a time; while it runs, new records
+ * fill the other buffer, so under load each fsync covers everything that arrived during the previous one.
+ *
+ * Any I/O error is fatal to the writer (fsyncgate: the kernel may have dropped the dirty pages, so retrying
+ * the fsync could "succeed" without the data): it stops, and `onFailure` reports it exactly once.
+ */
+export class LogWriter {
+  private active = new BinWriter(INITIAL_BUFFER_BYTES);
+  private spare = new BinWriter(INITIAL_BUFFER_BYTES);
+  private activeRecords = 0;
+  private activeFirstLsn = 0;
+  private activeSinceMs = 0;
+  private frameStart = -1;
+  private frameType = 0;
+  private frameVersion = 0;
+  private frameFlags = 0;
+  private chain: number;
+  private handle: FileHandle | undefined;
+  private segment: { name: string; baseLsn: number };
+  private segmentOffset: number;
+  private flushing = false;
+  private flushingBytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private urgent = false;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+  failure: EngramError | undefined;
+  /** The LSN the next record gets. */
+  nextLsn: number;
+  lsnDurable: number;
+  flushCount = 0;
+
+  private constructor(private readonly options: LogWriterOptions) {
+    this.chain = options.chain;
+    this.nextLsn = options.lastLsn + 1;
+    this.lsnDurable = options.lastLsn;
+    this.segment = options.tail
+      ? { name: options.tail.segmentName, baseLsn: options.tail.baseLsn }
+      : { name: segmentName(this.nextLsn), baseLsn: this.nextLsn };
+    this.segmentOffset = options.tail?.offset ?? 0;
+  }
+
+  static async open(options: LogWriterOptions): Promise<LogWriter> {
+    const writer = new LogWriter(options);
+    await options.fs.mkdirp(options.dir);
+    if (options.tail) {
+      writer.handle = await options.fs.open(path.join(options.dir, options.tail.segmentName), 'readwrite');
+    } else {
+      await writer.createSegment(writer.nextLsn);
+    }
+    return writer;
+  }
+
+  /** Bytes buffered or in flight: what backpressure bounds. */
+  get pendingBytes(): number {
+    return this.active.length + this.flushingBytes;
+  }
+
+  get segmentName(): string {
+    return this.segment.name;
+  }
+
+  /** Starts a record: returns the buffer to encode the payload into. Must be followed by endRecord. */
+  beginRecord(type: number, version: number, flags: number): BinWriter {
+    if (this.failure) throw this.failure;
+    assert(!this.closed, 'beginRecord after close');
+    assert(this.frameStart < 0, 'beginRecord while another record is open');
+    assert(type !== COMMIT_MARKER_TYPE, 'record type collides with the commit marker');
+    const w = this.active;
+    this.frameStart = w.pos;
+    this.frameType = type;
+    this.frameVersion = version;
+    this.frameFlags = flags;
+    w.ensure(FRAME_HEADER_BYTES);
+    w.pos += FRAME_HEADER_BYTES;
+    return w;
+  }
+
+  /** Abandons an open record (its encoding threw): the LSN is not consumed. */
+  abortRecord(): void {
+    if (this.frameStart < 0) return;
+    this.active.pos = this.frameStart;
+    this.frameStart = -1;
+  }
+
+  /** Seals the open record and returns its LSN. The record is durable once `lsnDurable >= lsn`. */
+  endRecord(): number {
+    assert(this.frameStart >= 0, 'endRecord without beginRecord');
+    const w = this.active;
+    const lsn = this.nextLsn++;
+    sealFrame(w.buf, this.frameStart, w.pos, lsn, this.frameType, this.frameVersion, this.frameFlags);
+    w.padTo(8);
+    this.frameStart = -1;
+    if (this.activeRecords === 0) {
+      this.activeFirstLsn = lsn;
+      this.activeSinceMs = performance.now();
+    }
+    this.activeRecords++;
+    this.schedule();
+    return lsn;
+  }
+
+  /** Asks for a flush as soon as possible, whatever the policy (a stronger per-command ack, or close). */
+  flushSoon(): void {
+    this.urgent = true;
+    this.schedule();
+  }
+
+  /** Resolves when everything appended so far is durable (or rejects with the write path's failure). */
+  async sync(): Promise<void> {
+    if (this.failure) throw this.failure;
+    const target = this.nextLsn - 1;
+    while (this.lsnDurable < target) {
+      if (this.failure) throw this.failure;
+      this.flushSoon();
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      if (!this.failure) await this.sync();
+    } finally {
+      this.closed = true;
+      this.clearTimers();
+      const handle = this.handle;
+      this.handle = undefined;
+      await handle?.close().catch(() => undefined);
+    }
+  }
+
+  private schedule(): void {
+    if (this.flushing || this.activeRecords === 0 || this.failure) return;
+    const policy = this.options.policy;
+    if (this.urgent || policy.kind === 'immediate') {
+      this.clearTimer();
+      if (!this.immediate) this.immediate = setImmediate(() => this.startFlush());
+      return;
+    }
+    if (policy.kind === 'batch' && this.active.length >= policy.maxBytes) {
+      this.clearTimer();
+      if (!this.immediate) this.immediate = setImmediate(() => this.startFlush());
+      return;
+    }
+    if (this.timer) return;
+    const waitMs = policy.kind === 'batch' ? policy.maxDelayMs : policy.intervalMs;
+    const elapsedMs = performance.now() - this.activeSinceMs;
+    this.timer = setTimeout(() => this.startFlush(), Math.max(0, waitMs - elapsedMs));
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private clearTimers(): void {
+    this.clearTimer();
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = undefined;
+  }
+
+  private startFlush(): void {
+    this.immediate = undefined;
+    this.clearTimer();
+    if (this.flushing || this.activeRecords === 0 || this.failure) return;
+    assert(this.frameStart < 0, 'flush with an open record');
+    this.urgent = false;
+    const group = this.active;
+    const records = this.activeRecords;
+    const firstLsn = this.activeFirstLsn;
+    const lastLsn = this.nextLsn - 1;
+    this.active = this.spare;
+    this.active.reset();
+    this.activeRecords = 0;
+    this.chain = this.appendCommitMarker(group, firstLsn, lastLsn, records);
+    this.flushing = true;
+    this.flushingBytes = group.length;
+    void this.flush(group, records, lastLsn);
+  }
+
+  /** Folds the group's frame CRCs into the chain and appends the commit marker. */
+  private appendCommitMarker(group: BinWriter, firstLsn: number, lastLsn: number, records: number): number {
+    let chain = this.chain;
+    let offset = 0;
+    for (let i = 0; i < records; i++) {
+      // Pair assertion: the frame we sealed must still verify before it goes to disk.
+      const parsed = parseFrame(group.buf, offset, group.pos);
+      assert(parsed.ok, `frame at buffer offset ${offset} does not verify before write`);
+      assert(parsed.frame.lsn === firstLsn + i, 'LSNs in a group must be consecutive');
+      chain = chainStep(chain, parsed.frame.crc);
+      offset = parsed.frame.next;
+    }
+    assert(offset === group.pos, 'group buffer holds bytes that are not frames');
+    const start = group.pos;
+    group.ensure(COMMIT_MARKER_BYTES);
+    group.pos += FRAME_HEADER_BYTES;
+    group.u64(firstLsn);
+    group.u32(records);
+    group.u32(chain);
+    sealFrame(group.buf, start, group.pos, lastLsn, COMMIT_MARKER_TYPE, 1, 0);
+    group.padTo(8);
+    return chain;
+  }
+
+  private async flush(group: BinWriter, records: number, lastLsn: number): Promise<void> {
+    const startMs = performance.now();
+    let syncMs = 0;
+    try {
+      const handle = this.handle;
+      assert(handle, 'flush without an open segment');
+      await handle.write(group.buf, 0, group.length, this.segmentOffset);
+      const syncStartMs = performance.now();
+      await handle.datasync();
+      syncMs = performance.now() - syncStartMs;
+    } catch (error) {
+      this.fail(error, 'writing or syncing a log group');
+      return;
+    }
+    this.segmentOffset += group.length;
+    const bytes = group.length;
+    this.spare = group;
+    this.flushingBytes = 0;
+    this.flushCount++;
+    assert(lastLsn > this.lsnDurable, 'durable LSN must increase');
+    this.lsnDurable = lastLsn;
+    this.options.onFlush?.({ records, bytes, durationMs: performance.now() - startMs, syncMs });
+    this.options.onDurable(lastLsn);
+    if (this.segmentOffset >= this.options.segmentBytesMax) {
+      // `flushing` stays set while rolling, so no group is written to a segment that is being replaced.
+      try {
+        await this.rollSegment();
+      } catch (error) {
+        this.fail(error, 'creating a new log segment');
+        return;
+      }
+    }
+    this.flushing = false;
+    this.wakeIdleWaiters();
+    this.schedule();
+  }
+
+  private async rollSegment(): Promise<void> {
+    const old = this.handle;
+    this.handle = undefined;
+    await old?.close();
+    await this.createSegment(this.nextLsn);
+  }
+
+  private async createSegment(baseLsn: number): Promise<void> {
+    const { fs, dir, epoch } = this.options;
+    const name = segmentName(baseLsn);
+    const handle = await fs.open(path.join(dir, name), 'create');
+    const header = encodeSegmentHeader({ formatVersion: LOG_FORMAT_VERSION, epoch, baseLsn, chain: this.chain });
+    await handle.write(header, 0, header.length, 0);
+    await handle.datasync();
+    await fs.syncDir(dir);
+    this.handle = handle;
+    this.segment = { name, baseLsn };
+    this.segmentOffset = header.length;
+    this.options.onSegmentRolled?.(this.segment);
+  }
+
+  private fail(error: unknown, what: string): void {
+    if (this.failure) return;
+    const code = ioErrorCode(error) ?? 'unknown';
+    this.failure = new EngramError(
+      'storage_io',
+      `log write path failed while ${what} (${code}: ${(error as Error)?.message ?? error}). Writes are stopped and ` +
+        'every pending command failed; nothing after LSN ' +
+        `${this.lsnDurable} is durable. Fix the disk (space, hardware) and restart: recovery replays the log.`,
+      { ioCode: code, lsnDurable: this.lsnDurable, segment: this.segment.name },
+      error,
+    );
+    this.flushing = false;
+    this.clearTimers();
+    this.options.onFailure(this.failure);
+    this.wakeIdleWaiters();
+  }
+
+  private wakeIdleWaiters(): void {
+    const waiters = this.idleWaiters;
+    if (waiters.length === 0) return;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}

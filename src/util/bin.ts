@@ -1,0 +1,223 @@
+/**
+ * Little-endian binary writer/reader over Node Buffers, used by the log, the record codec and snapshots.
+ * The writer grows geometrically; callers that must bound memory check `length` themselves.
+ */
+export class BinWriter {
+  buf: Buffer;
+  pos = 0;
+
+  constructor(initialBytes = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
+
+  get length(): number {
+    return this.pos;
+  }
+
+  reset(): void {
+    this.pos = 0;
+  }
+
+  ensure(extraBytes: number): void {
+    const need = this.pos + extraBytes;
+    if (need <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  u8(value: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = value;
+  }
+
+  u16(value: number): void {
+    this.ensure(2);
+    this.buf.writeUInt16LE(value, this.pos);
+    this.pos += 2;
+  }
+
+  u32(value: number): void {
+    this.ensure(4);
+    this.buf.writeUInt32LE(value, this.pos);
+    this.pos += 4;
+  }
+
+  i32(value: number): void {
+    this.ensure(4);
+    this.buf.writeInt32LE(value, this.pos);
+    this.pos += 4;
+  }
+
+  f64(value: number): void {
+    this.ensure(8);
+    this.buf.writeDoubleLE(value, this.pos);
+    this.pos += 8;
+  }
+
+  /** A non-negative safe integer (< 2^53) in 8 bytes. */
+  u64(value: number): void {
+    this.ensure(8);
+    this.buf.writeUInt32LE(value >>> 0, this.pos);
+    this.buf.writeUInt32LE(Math.floor(value / 0x1_0000_0000), this.pos + 4);
+    this.pos += 8;
+  }
+
+  /** Variable-length unsigned integer (LEB128), for lengths and small counts. */
+  varuint(value: number): void {
+    this.ensure(8);
+    while (value >= 0x80) {
+      this.buf[this.pos++] = (value & 0x7f) | 0x80;
+      value = Math.floor(value / 128);
+    }
+    this.buf[this.pos++] = value;
+  }
+
+  /** UTF-8 string prefixed with its byte length (varuint). */
+  string(value: string): void {
+    if (value.length < 0x80 && isAscii(value)) {
+      this.ensure(1 + value.length);
+      this.buf[this.pos++] = value.length;
+      this.buf.write(value, this.pos, 'latin1');
+      this.pos += value.length;
+      return;
+    }
+    const byteLength = Buffer.byteLength(value, 'utf8');
+    this.varuint(byteLength);
+    this.ensure(byteLength);
+    this.buf.write(value, this.pos, 'utf8');
+    this.pos += byteLength;
+  }
+
+  bytes(value: Uint8Array): void {
+    this.varuint(value.length);
+    this.raw(value);
+  }
+
+  raw(value: Uint8Array): void {
+    this.ensure(value.length);
+    this.buf.set(value, this.pos);
+    this.pos += value.length;
+  }
+
+  /** Zero bytes up to the next multiple of `alignment`. */
+  padTo(alignment: number): void {
+    const rem = this.pos % alignment;
+    if (rem === 0) return;
+    const pad = alignment - rem;
+    this.ensure(pad);
+    this.buf.fill(0, this.pos, this.pos + pad);
+    this.pos += pad;
+  }
+}
+
+function isAscii(value: string): boolean {
+  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+export class BinReader {
+  pos: number;
+  readonly end: number;
+
+  constructor(
+    readonly buf: Buffer,
+    start = 0,
+    end = buf.length,
+  ) {
+    this.pos = start;
+    this.end = end;
+  }
+
+  get remaining(): number {
+    return this.end - this.pos;
+  }
+
+  private need(bytes: number): void {
+    if (this.pos + bytes > this.end) {
+      throw new RangeError(`truncated data: need ${bytes} bytes at offset ${this.pos}, have ${this.end - this.pos}`);
+    }
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.buf[this.pos++];
+  }
+
+  u16(): number {
+    this.need(2);
+    const v = this.buf.readUInt16LE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+
+  u32(): number {
+    this.need(4);
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  i32(): number {
+    this.need(4);
+    const v = this.buf.readInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  f64(): number {
+    this.need(8);
+    const v = this.buf.readDoubleLE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+
+  u64(): number {
+    this.need(8);
+    const lo = this.buf.readUInt32LE(this.pos);
+    const hi = this.buf.readUInt32LE(this.pos + 4);
+    this.pos += 8;
+    if (hi > 0x1fffff) throw new RangeError(`u64 at offset ${this.pos - 8} exceeds 2^53`);
+    return hi * 0x1_0000_0000 + lo;
+  }
+
+  varuint(): number {
+    let result = 0;
+    let scale = 1;
+    for (let i = 0; i < 8; i++) {
+      const byte = this.u8();
+      result += (byte & 0x7f) * scale;
+      if (byte < 0x80) return result;
+      scale *= 128;
+    }
+    throw new RangeError(`varuint too long at offset ${this.pos}`);
+  }
+
+  string(): string {
+    const length = this.varuint();
+    this.need(length);
+    const v = this.buf.toString('utf8', this.pos, this.pos + length);
+    this.pos += length;
+    return v;
+  }
+
+  bytes(): Buffer {
+    const length = this.varuint();
+    return this.raw(length);
+  }
+
+  raw(length: number): Buffer {
+    this.need(length);
+    const v = this.buf.subarray(this.pos, this.pos + length);
+    this.pos += length;
+    return v;
+  }
+}
+
+/** Read a u64 (< 2^53) at an absolute offset without a reader. */
+export function readU64(buf: Uint8Array, offset: number): number {
+  const view = buf as Buffer;
+  return view.readUInt32LE(offset + 4) * 0x1_0000_0000 + view.readUInt32LE(offset);
+}
