@@ -37,6 +37,11 @@ export interface FlushStats {
 
 const INITIAL_BUFFER_BYTES = 1024 * 1024;
 const COMMIT_MARKER_BYTES = FRAME_HEADER_BYTES + 16;
+/**
+ * With no flush in flight, a group this big is written at once rather than at the end of the event-loop
+ * turn. Also the `interval` policy's bytes threshold: a memory-acked burst does not wait for the timer.
+ */
+const EAGER_FLUSH_BYTES = 64 * 1024;
 
 /**
  * The group-commit writer. Records are encoded straight into an in-memory buffer (`beginRecord` /
@@ -178,6 +183,12 @@ export class LogWriter {
   private schedule(): void {
     if (this.flushing || this.activeRecords === 0 || this.failure) return;
     const policy = this.options.policy;
+    if (this.active.length >= EAGER_FLUSH_BYTES && policy.kind !== 'batch') {
+      // Start the write now, mid-burst: the disk works on this group while the event loop keeps deciding
+      // the rest of the burst, instead of deciding everything first and then idling during the fsync.
+      this.startFlush();
+      return;
+    }
     if (this.urgent || policy.kind === 'immediate') {
       this.clearTimer();
       if (!this.immediate) this.immediate = setImmediate(() => this.startFlush());

@@ -1,0 +1,493 @@
+import type { Codec } from '../../src/engine/codec.ts';
+import { CommandRejected, defineCommands, defineEvents, defineStore } from '../../src/engine/definition.ts';
+import type { BinReader, BinWriter } from '../../src/util/bin.ts';
+import { ExpiryQueue } from './expiry-queue.ts';
+
+/**
+ * balance-gate's state machine: merchant balances, reservations (holds) and their lifecycle.
+ * Invariant, for every merchant: credited = available + held + captured, and available >= 0.
+ * Amounts are integer cents (safe integers); every decision is recorded under its id, so a retry gets the
+ * same answer even if the balance changed since.
+ */
+export interface Merchant {
+  id: string;
+  credited: number;
+  available: number;
+  held: number;
+  captured: number;
+  /** The sequence number the next approved hold gets (payout order per merchant). */
+  nextSequence: number;
+}
+
+export const enum Status {
+  Held = 0,
+  Captured = 1,
+  Released = 2,
+  Expired = 3,
+  Rejected = 4,
+}
+
+export const STATUS_NAMES = ['held', 'captured', 'released', 'expired', 'rejected'] as const;
+export type StatusName = (typeof STATUS_NAMES)[number];
+
+export interface Reservation {
+  id: string;
+  merchantId: string;
+  amount: number;
+  status: Status;
+  /** Payout sequence of an approved hold; 0 for a rejected reservation. */
+  sequence: number;
+  /** When an unresolved hold expires (record time, ms); 0 for none. */
+  expiresAtMs: number;
+}
+
+export interface GateState {
+  merchants: Map<string, Merchant>;
+  reservations: Map<string, Reservation>;
+}
+
+export interface GateIndexes {
+  /** Held reservations with a TTL, by expiry time. */
+  expiry: ExpiryQueue;
+}
+
+/** The merchant as the API shows it. */
+export interface MerchantView {
+  merchant_id: string;
+  available_cents: number;
+  held_cents: number;
+  captured_cents: number;
+  credited_cents: number;
+}
+
+export interface CreditResult {
+  merchant: MerchantView;
+  lsn: number;
+}
+
+export interface ReservationResult {
+  reservation_id: string;
+  status: StatusName;
+  reason?: string;
+  sequence?: number;
+  merchant: MerchantView;
+  lsn: number;
+}
+
+export interface ExpireResult {
+  expired: number;
+  lsn: number;
+}
+
+export interface CreditCommand {
+  merchantId: string;
+  transferId: string;
+  amountCents: number;
+}
+
+export interface ReserveCommand {
+  reservationId: string;
+  merchantId: string;
+  amountCents: number;
+  ttlMs?: number;
+}
+
+export interface ResolveCommand {
+  reservationId: string;
+}
+
+export interface ExpireCommand {
+  /** Upper bound on holds expired by one record, so one record stays small. */
+  limit: number;
+}
+
+export function merchantView(m: Merchant): MerchantView {
+  return {
+    merchant_id: m.id,
+    available_cents: m.available,
+    held_cents: m.held,
+    captured_cents: m.captured,
+    credited_cents: m.credited,
+  };
+}
+
+// ---- codecs: hand-written because these are the hottest records of the service -------------------------
+
+function writeMerchantView(w: BinWriter, m: MerchantView): void {
+  w.string(m.merchant_id);
+  w.f64(m.available_cents);
+  w.f64(m.held_cents);
+  w.f64(m.captured_cents);
+  w.f64(m.credited_cents);
+}
+
+function readMerchantView(r: BinReader): MerchantView {
+  return {
+    merchant_id: r.string(),
+    available_cents: r.f64(),
+    held_cents: r.f64(),
+    captured_cents: r.f64(),
+    credited_cents: r.f64(),
+  };
+}
+
+const creditedCodec: Codec<{ merchantId: string; amount: number }> = {
+  encode(e, w) {
+    w.string(e.merchantId);
+    w.f64(e.amount);
+  },
+  decode(r) {
+    return { merchantId: r.string(), amount: r.f64() };
+  },
+};
+
+interface HeldEvent {
+  reservationId: string;
+  merchantId: string;
+  amount: number;
+  sequence: number;
+  expiresAtMs: number;
+}
+
+const heldCodec: Codec<HeldEvent> = {
+  encode(e, w) {
+    w.string(e.reservationId);
+    w.string(e.merchantId);
+    w.f64(e.amount);
+    w.f64(e.sequence);
+    w.f64(e.expiresAtMs);
+  },
+  decode(r) {
+    return { reservationId: r.string(), merchantId: r.string(), amount: r.f64(), sequence: r.f64(), expiresAtMs: r.f64() };
+  },
+};
+
+const rejectedCodec: Codec<{ reservationId: string; merchantId: string; amount: number }> = {
+  encode(e, w) {
+    w.string(e.reservationId);
+    w.string(e.merchantId);
+    w.f64(e.amount);
+  },
+  decode(r) {
+    return { reservationId: r.string(), merchantId: r.string(), amount: r.f64() };
+  },
+};
+
+const reservationIdCodec: Codec<{ reservationId: string }> = {
+  encode(e, w) {
+    w.string(e.reservationId);
+  },
+  decode(r) {
+    return { reservationId: r.string() };
+  },
+};
+
+const expiredCodec: Codec<{ reservationIds: string[] }> = {
+  encode(e, w) {
+    w.u32(e.reservationIds.length);
+    for (const id of e.reservationIds) w.string(id);
+  },
+  decode(r) {
+    const count = r.u32();
+    const reservationIds: string[] = new Array(count);
+    for (let i = 0; i < count; i++) reservationIds[i] = r.string();
+    return { reservationIds };
+  },
+};
+
+const creditResultCodec: Codec<CreditResult> = {
+  encode(v, w) {
+    writeMerchantView(w, v.merchant);
+    w.f64(v.lsn);
+  },
+  decode(r) {
+    return { merchant: readMerchantView(r), lsn: r.f64() };
+  },
+};
+
+const REASON_NONE = '';
+
+/** Key order matters: the stored result is the HTTP body, and a retry must get identical bytes. */
+const reservationResultCodec: Codec<ReservationResult> = {
+  encode(v, w) {
+    w.string(v.reservation_id);
+    w.u8(STATUS_NAMES.indexOf(v.status));
+    w.string(v.reason ?? REASON_NONE);
+    w.f64(v.sequence ?? -1);
+    writeMerchantView(w, v.merchant);
+    w.f64(v.lsn);
+  },
+  decode(r) {
+    const reservation_id = r.string();
+    const status = STATUS_NAMES[r.u8()];
+    const reason = r.string();
+    const sequence = r.f64();
+    const merchant = readMerchantView(r);
+    const lsn = r.f64();
+    const result: ReservationResult = { reservation_id, status } as ReservationResult;
+    if (reason !== REASON_NONE) result.reason = reason;
+    if (sequence >= 0) result.sequence = sequence;
+    result.merchant = merchant;
+    result.lsn = lsn;
+    return result;
+  },
+};
+
+const expireResultCodec: Codec<ExpireResult> = {
+  encode(v, w) {
+    w.u32(v.expired);
+    w.f64(v.lsn);
+  },
+  decode(r) {
+    return { expired: r.u32(), lsn: r.f64() };
+  },
+};
+
+// ---- events ---------------------------------------------------------------------------------------------
+
+function merchantOf(state: GateState, id: string): Merchant {
+  const m = state.merchants.get(id);
+  if (!m) throw new Error(`invariant: merchant ${id} does not exist`);
+  return m;
+}
+
+function checkInvariant(m: Merchant): void {
+  if (m.available < 0 || m.credited !== m.available + m.held + m.captured) {
+    throw new Error(`invariant violated for merchant ${m.id}: ${JSON.stringify(m)}`);
+  }
+}
+
+function resolveHold(state: GateState, reservationId: string, to: Status): void {
+  const r = state.reservations.get(reservationId);
+  if (!r || r.status !== Status.Held) throw new Error(`invariant: reservation ${reservationId} is not held`);
+  const m = merchantOf(state, r.merchantId);
+  m.held -= r.amount;
+  if (to === Status.Captured) m.captured += r.amount;
+  else m.available += r.amount;
+  r.status = to;
+  checkInvariant(m);
+}
+
+const events = defineEvents<GateState>()({
+  credited: {
+    id: 1,
+    codec: creditedCodec,
+    apply(state, e: { merchantId: string; amount: number }) {
+      let m = state.merchants.get(e.merchantId);
+      if (!m) {
+        m = { id: e.merchantId, credited: 0, available: 0, held: 0, captured: 0, nextSequence: 1 };
+        state.merchants.set(e.merchantId, m);
+      }
+      m.credited += e.amount;
+      m.available += e.amount;
+      checkInvariant(m);
+    },
+  },
+  held: {
+    id: 2,
+    codec: heldCodec,
+    apply(state, e: HeldEvent) {
+      const m = merchantOf(state, e.merchantId);
+      m.available -= e.amount;
+      m.held += e.amount;
+      m.nextSequence = e.sequence + 1;
+      checkInvariant(m);
+      state.reservations.set(e.reservationId, {
+        id: e.reservationId,
+        merchantId: m.id,
+        amount: e.amount,
+        status: Status.Held,
+        sequence: e.sequence,
+        expiresAtMs: e.expiresAtMs,
+      });
+    },
+  },
+  rejected: {
+    id: 3,
+    codec: rejectedCodec,
+    apply(state, e: { reservationId: string; merchantId: string; amount: number }) {
+      state.reservations.set(e.reservationId, {
+        id: e.reservationId,
+        merchantId: e.merchantId,
+        amount: e.amount,
+        status: Status.Rejected,
+        sequence: 0,
+        expiresAtMs: 0,
+      });
+    },
+  },
+  captured: {
+    id: 4,
+    codec: reservationIdCodec,
+    apply(state, e: { reservationId: string }) {
+      resolveHold(state, e.reservationId, Status.Captured);
+    },
+  },
+  released: {
+    id: 5,
+    codec: reservationIdCodec,
+    apply(state, e: { reservationId: string }) {
+      resolveHold(state, e.reservationId, Status.Released);
+    },
+  },
+  expired: {
+    id: 6,
+    codec: expiredCodec,
+    apply(state, e: { reservationIds: string[] }) {
+      for (const id of e.reservationIds) resolveHold(state, id, Status.Expired);
+    },
+  },
+});
+
+// ---- commands -------------------------------------------------------------------------------------------
+
+function resolveCommand(to: Status.Captured | Status.Released, eventType: 'captured' | 'released') {
+  return (state: GateState, c: ResolveCommand, lsn: number) => {
+    const r = state.reservations.get(c.reservationId);
+    if (!r) throw new CommandRejected('not_found', `reservation '${c.reservationId}' does not exist`);
+    if (r.status !== Status.Held) {
+      throw new CommandRejected(
+        'illegal_transition',
+        `reservation '${c.reservationId}' is ${STATUS_NAMES[r.status]}; only a held reservation can be ${STATUS_NAMES[to]}`,
+      );
+    }
+    const m = merchantOf(state, r.merchantId);
+    const amount = r.amount;
+    const view: MerchantView = {
+      merchant_id: m.id,
+      available_cents: to === Status.Released ? m.available + amount : m.available,
+      held_cents: m.held - amount,
+      captured_cents: to === Status.Captured ? m.captured + amount : m.captured,
+      credited_cents: m.credited,
+    };
+    const result: ReservationResult = {
+      reservation_id: r.id,
+      status: STATUS_NAMES[to],
+      sequence: r.sequence,
+      merchant: view,
+      lsn,
+    };
+    return { events: [{ type: eventType, data: { reservationId: r.id } }], result };
+  };
+}
+
+const capture = resolveCommand(Status.Captured, 'captured');
+const release = resolveCommand(Status.Released, 'released');
+
+const commands = defineCommands<GateState, typeof events, GateIndexes>()({
+  credit: {
+    id: 1,
+    resultCodec: creditResultCodec,
+    key: (c: CreditCommand) => `t:${c.transferId}`,
+    fingerprint: (c: CreditCommand) => `${c.merchantId}|${c.amountCents}`,
+    decide(state, c: CreditCommand, ctx) {
+      const m = state.merchants.get(c.merchantId);
+      const next = (m?.credited ?? 0) + c.amountCents;
+      if (!Number.isSafeInteger(next)) {
+        throw new CommandRejected('invalid_amount', `crediting ${c.amountCents} would overflow the merchant's balance`);
+      }
+      const merchant: MerchantView = m
+        ? { ...merchantView(m), available_cents: m.available + c.amountCents, credited_cents: next }
+        : { merchant_id: c.merchantId, available_cents: c.amountCents, held_cents: 0, captured_cents: 0, credited_cents: next };
+      return {
+        events: [{ type: 'credited', data: { merchantId: c.merchantId, amount: c.amountCents } }],
+        result: { merchant, lsn: ctx.lsn },
+      };
+    },
+  },
+  reserve: {
+    id: 2,
+    resultCodec: reservationResultCodec,
+    key: (c: ReserveCommand) => `r:${c.reservationId}`,
+    fingerprint: (c: ReserveCommand) => `${c.merchantId}|${c.amountCents}|${c.ttlMs ?? ''}`,
+    decide(state, c: ReserveCommand, ctx) {
+      const m = state.merchants.get(c.merchantId);
+      if (!m) throw new CommandRejected('not_found', `merchant '${c.merchantId}' does not exist; credit it first`);
+      if (state.reservations.has(c.reservationId)) {
+        // Only reachable once the idempotency window forgot the id: refuse rather than decide twice.
+        throw new CommandRejected('idempotency_conflict', `reservation '${c.reservationId}' was already decided`);
+      }
+      if (m.available < c.amountCents) {
+        return {
+          events: [{ type: 'rejected', data: { reservationId: c.reservationId, merchantId: m.id, amount: c.amountCents } }],
+          result: {
+            reservation_id: c.reservationId,
+            status: 'rejected',
+            reason: 'insufficient_funds',
+            merchant: merchantView(m),
+            lsn: ctx.lsn,
+          } as ReservationResult,
+        };
+      }
+      const sequence = m.nextSequence;
+      const held: HeldEvent = {
+        reservationId: c.reservationId,
+        merchantId: m.id,
+        amount: c.amountCents,
+        sequence,
+        expiresAtMs: c.ttlMs ? ctx.nowMs + c.ttlMs : 0,
+      };
+      const merchant: MerchantView = {
+        merchant_id: m.id,
+        available_cents: m.available - c.amountCents,
+        held_cents: m.held + c.amountCents,
+        captured_cents: m.captured,
+        credited_cents: m.credited,
+      };
+      return {
+        events: [{ type: 'held', data: held }],
+        result: { reservation_id: c.reservationId, status: 'held', sequence, merchant, lsn: ctx.lsn } as ReservationResult,
+      };
+    },
+  },
+  capture: {
+    id: 3,
+    resultCodec: reservationResultCodec,
+    key: (c: ResolveCommand) => `c:${c.reservationId}`,
+    fingerprint: () => '',
+    decide: (state, c: ResolveCommand, ctx) => capture(state, c, ctx.lsn),
+  },
+  release: {
+    id: 4,
+    resultCodec: reservationResultCodec,
+    key: (c: ResolveCommand) => `x:${c.reservationId}`,
+    fingerprint: () => '',
+    decide: (state, c: ResolveCommand, ctx) => release(state, c, ctx.lsn),
+  },
+  expire: {
+    id: 5,
+    resultCodec: expireResultCodec,
+    decide(state, c: ExpireCommand, ctx) {
+      const due = ctx.indexes.expiry.due(ctx.nowMs, c.limit, (id) => state.reservations.get(id)?.status === Status.Held);
+      return {
+        events: due.length > 0 ? [{ type: 'expired', data: { reservationIds: due } }] : [],
+        result: { expired: due.length, lsn: ctx.lsn },
+      };
+    },
+  },
+});
+
+export const balanceGateDefinition = defineStore({
+  name: 'balance-gate',
+  initialState: (): GateState => ({ merchants: new Map(), reservations: new Map() }),
+  events,
+  commands,
+  indexes: {
+    build(state: GateState): GateIndexes {
+      const expiry = new ExpiryQueue();
+      for (const r of state.reservations.values()) {
+        if (r.status === Status.Held && r.expiresAtMs > 0) expiry.add(r.expiresAtMs, r.id);
+      }
+      return { expiry };
+    },
+    onEvent(index, event, state, meta) {
+      if (event.type === 'held') {
+        if (event.data.expiresAtMs > 0) index.expiry.add(event.data.expiresAtMs, event.data.reservationId);
+      } else if (event.type !== 'credited' && event.type !== 'rejected' && index.expiry.size > 0) {
+        index.expiry.dropResolved(meta.nowMs, (id) => state.reservations.get(id)?.status === Status.Held);
+      }
+    },
+  },
+});
+
+export type BalanceGateDefinition = typeof balanceGateDefinition;
