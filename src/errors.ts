@@ -19,7 +19,12 @@ export class EngramError extends Error {
   readonly code: EngramErrorCode;
   readonly details: Readonly<Record<string, unknown>>;
 
-  constructor(code: EngramErrorCode, message: string, details: Record<string, unknown> = {}, cause?: unknown) {
+  constructor(
+    code: EngramErrorCode,
+    message: string,
+    details: Record<string, unknown> = {},
+    cause?: unknown,
+  ) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'EngramError';
     this.code = code;

@@ -19,7 +19,7 @@ export interface Merchant {
   nextSequence: number;
 }
 
-export const enum Status {
+export enum Status {
   Held = 0,
   Captured = 1,
   Released = 2,
@@ -158,7 +158,13 @@ const heldCodec: Codec<HeldEvent> = {
     w.f64(e.expiresAtMs);
   },
   decode(r) {
-    return { reservationId: r.string(), merchantId: r.string(), amount: r.f64(), sequence: r.f64(), expiresAtMs: r.f64() };
+    return {
+      reservationId: r.string(),
+      merchantId: r.string(),
+      amount: r.f64(),
+      sequence: r.f64(),
+      expiresAtMs: r.f64(),
+    };
   },
 };
 
@@ -384,11 +390,20 @@ const commands = defineCommands<GateState, typeof events, GateIndexes>()({
       const m = state.merchants.get(c.merchantId);
       const next = (m?.credited ?? 0) + c.amountCents;
       if (!Number.isSafeInteger(next)) {
-        throw new CommandRejected('invalid_amount', `crediting ${c.amountCents} would overflow the merchant's balance`);
+        throw new CommandRejected(
+          'invalid_amount',
+          `crediting ${c.amountCents} would overflow the merchant's balance`,
+        );
       }
       const merchant: MerchantView = m
         ? { ...merchantView(m), available_cents: m.available + c.amountCents, credited_cents: next }
-        : { merchant_id: c.merchantId, available_cents: c.amountCents, held_cents: 0, captured_cents: 0, credited_cents: next };
+        : {
+            merchant_id: c.merchantId,
+            available_cents: c.amountCents,
+            held_cents: 0,
+            captured_cents: 0,
+            credited_cents: next,
+          };
       return {
         events: [{ type: 'credited', data: { merchantId: c.merchantId, amount: c.amountCents } }],
         result: { merchant, lsn: ctx.lsn },
@@ -402,14 +417,23 @@ const commands = defineCommands<GateState, typeof events, GateIndexes>()({
     fingerprint: (c: ReserveCommand) => `${c.merchantId}|${c.amountCents}|${c.ttlMs ?? ''}`,
     decide(state, c: ReserveCommand, ctx) {
       const m = state.merchants.get(c.merchantId);
-      if (!m) throw new CommandRejected('not_found', `merchant '${c.merchantId}' does not exist; credit it first`);
+      if (!m)
+        throw new CommandRejected('not_found', `merchant '${c.merchantId}' does not exist; credit it first`);
       if (state.reservations.has(c.reservationId)) {
         // Only reachable once the idempotency window forgot the id: refuse rather than decide twice.
-        throw new CommandRejected('idempotency_conflict', `reservation '${c.reservationId}' was already decided`);
+        throw new CommandRejected(
+          'idempotency_conflict',
+          `reservation '${c.reservationId}' was already decided`,
+        );
       }
       if (m.available < c.amountCents) {
         return {
-          events: [{ type: 'rejected', data: { reservationId: c.reservationId, merchantId: m.id, amount: c.amountCents } }],
+          events: [
+            {
+              type: 'rejected',
+              data: { reservationId: c.reservationId, merchantId: m.id, amount: c.amountCents },
+            },
+          ],
           result: {
             reservation_id: c.reservationId,
             status: 'rejected',
@@ -436,7 +460,13 @@ const commands = defineCommands<GateState, typeof events, GateIndexes>()({
       };
       return {
         events: [{ type: 'held', data: held }],
-        result: { reservation_id: c.reservationId, status: 'held', sequence, merchant, lsn: ctx.lsn } as ReservationResult,
+        result: {
+          reservation_id: c.reservationId,
+          status: 'held',
+          sequence,
+          merchant,
+          lsn: ctx.lsn,
+        } as ReservationResult,
       };
     },
   },
@@ -458,7 +488,11 @@ const commands = defineCommands<GateState, typeof events, GateIndexes>()({
     id: 5,
     resultCodec: expireResultCodec,
     decide(state, c: ExpireCommand, ctx) {
-      const due = ctx.indexes.expiry.due(ctx.nowMs, c.limit, (id) => state.reservations.get(id)?.status === Status.Held);
+      const due = ctx.indexes.expiry.due(
+        ctx.nowMs,
+        c.limit,
+        (id) => state.reservations.get(id)?.status === Status.Held,
+      );
       return {
         events: due.length > 0 ? [{ type: 'expired', data: { reservationIds: due } }] : [],
         result: { expired: due.length, lsn: ctx.lsn },

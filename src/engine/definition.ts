@@ -64,7 +64,9 @@ export type EventData<D> = D extends EventDef<any, infer X> ? X : never;
 export type EventOf<E> = { [K in keyof E & string]: { type: K; data: EventData<E[K]> } }[keyof E & string];
 
 export type CommandInput<D> = D extends { decide(state: any, command: infer C, ctx: any): any } ? C : never;
-export type CommandResult<D> = D extends { decide(state: any, command: any, ctx: any): Decision<any, infer R> }
+export type CommandResult<D> = D extends {
+  decide(state: any, command: any, ctx: any): Decision<any, infer R>;
+}
   ? R
   : never;
 
@@ -88,9 +90,12 @@ export function defineCommands<S, E extends AnyEventDefs<S>, I = undefined>() {
   return <C extends Record<string, CommandDef<S, EventOf<E>, any, any, I>>>(commands: C): C => commands;
 }
 
-export function defineStore<S, E extends AnyEventDefs<S>, C extends Record<string, CommandDef<S, EventOf<E>, any, any, I>>, I = undefined>(
-  definition: StoreDefinition<S, E, C, I>,
-): StoreDefinition<S, E, C, I> {
+export function defineStore<
+  S,
+  E extends AnyEventDefs<S>,
+  C extends Record<string, CommandDef<S, EventOf<E>, any, any, I>>,
+  I = undefined,
+>(definition: StoreDefinition<S, E, C, I>): StoreDefinition<S, E, C, I> {
   return definition;
 }
 

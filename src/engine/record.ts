@@ -22,7 +22,14 @@ export interface DecodedRecordHeader {
   key: string;
 }
 
-export function encodeRecordHeader(w: BinWriter, nowMs: number, seed: number, fpA: number, fpB: number, key: string): void {
+export function encodeRecordHeader(
+  w: BinWriter,
+  nowMs: number,
+  seed: number,
+  fpA: number,
+  fpB: number,
+  key: string,
+): void {
   w.f64(nowMs);
   w.u32(seed);
   w.u32(fpA);

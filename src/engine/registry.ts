@@ -37,18 +37,36 @@ export function compileDefinition(definition: StoreDefinition<any, AnyEventDefs<
   for (const [name, def] of Object.entries(definition.events)) {
     checkId(`event '${name}'`, def.id, 0xffff);
     if (registry.eventsById.has(def.id)) {
-      throw invalidArgument(`event '${name}' reuses id ${def.id} of '${registry.eventsById.get(def.id)!.name}'`);
+      throw invalidArgument(
+        `event '${name}' reuses id ${def.id} of '${registry.eventsById.get(def.id)!.name}'`,
+      );
     }
-    const compiled = { name, id: def.id, version: def.version ?? 1, codec: def.codec ?? msgpackCodec, apply: def.apply };
+    const compiled = {
+      name,
+      id: def.id,
+      version: def.version ?? 1,
+      codec: def.codec ?? msgpackCodec,
+      apply: def.apply,
+    };
     registry.eventsByName.set(name, compiled);
     registry.eventsById.set(def.id, compiled);
   }
-  for (const [name, def] of Object.entries(definition.commands as Record<string, CommandDef<any, any, any, any>>)) {
+  for (const [name, def] of Object.entries(
+    definition.commands as Record<string, CommandDef<any, any, any, any>>,
+  )) {
     checkId(`command '${name}'`, def.id, RESERVED_TYPE_MIN - 1);
     if (registry.commandsById.has(def.id)) {
-      throw invalidArgument(`command '${name}' reuses id ${def.id} of '${registry.commandsById.get(def.id)!.name}'`);
+      throw invalidArgument(
+        `command '${name}' reuses id ${def.id} of '${registry.commandsById.get(def.id)!.name}'`,
+      );
     }
-    const compiled = { name, id: def.id, version: def.version ?? 1, resultCodec: def.resultCodec ?? msgpackCodec, def };
+    const compiled = {
+      name,
+      id: def.id,
+      version: def.version ?? 1,
+      resultCodec: def.resultCodec ?? msgpackCodec,
+      def,
+    };
     registry.commandsByName.set(name, compiled);
     registry.commandsById.set(def.id, compiled);
   }
@@ -57,6 +75,8 @@ export function compileDefinition(definition: StoreDefinition<any, AnyEventDefs<
 
 function checkId(what: string, id: number, max: number): void {
   if (!Number.isInteger(id) || id < 1 || id > max) {
-    throw invalidArgument(`${what} has id ${id}; ids must be integers in 1..${max} and never change once used`);
+    throw invalidArgument(
+      `${what} has id ${id}; ids must be integers in 1..${max} and never change once used`,
+    );
   }
 }

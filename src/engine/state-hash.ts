@@ -51,7 +51,11 @@ function feedObject(hash: Hash, value: object | null): void {
   } else if (value instanceof Map) {
     feedEntries(hash, 'm', [...value.entries()]);
   } else if (value instanceof Set) {
-    feedEntries(hash, 'e', [...value.values()].map((v) => [v, true] as [unknown, unknown]));
+    feedEntries(
+      hash,
+      'e',
+      [...value.values()].map((v) => [v, true] as [unknown, unknown]),
+    );
   } else {
     feedEntries(hash, 'o', Object.entries(value));
   }
@@ -71,6 +75,7 @@ function feedEntries(hash: Hash, tag: string, entries: [unknown, unknown][]): vo
 
 function canonicalKey(key: unknown): string {
   if (typeof key === 'string') return `s${key}`;
-  if (typeof key === 'number' || typeof key === 'bigint' || typeof key === 'boolean') return `${(typeof key)[0]}${String(key)}`;
+  if (typeof key === 'number' || typeof key === 'bigint' || typeof key === 'boolean')
+    return `${(typeof key)[0]}${String(key)}`;
   return `h${hashState(key)}`;
 }

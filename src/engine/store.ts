@@ -12,8 +12,8 @@ import { DecideContextImpl } from './decide-context.ts';
 import {
   type AnyEventDefs,
   type ApplyMeta,
-  CommandRejected,
   type CommandInput,
+  CommandRejected,
   type CommandResult,
   type StoreDefinition,
 } from './definition.ts';
@@ -43,7 +43,14 @@ export interface StoreOptions {
   onRecoveryProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
 
-export type CommandOutcome = 'ok' | 'duplicate' | 'conflict' | 'rejected' | 'invalid' | 'overloaded' | 'failed';
+export type CommandOutcome =
+  | 'ok'
+  | 'duplicate'
+  | 'conflict'
+  | 'rejected'
+  | 'invalid'
+  | 'overloaded'
+  | 'failed';
 
 /** Hooks for metrics and logs. Called on the event loop; keep them cheap. */
 export interface StoreObserver {
@@ -247,7 +254,9 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     if (this.closing) throw new EngramError('store_closed', `store '${this.definition.name}' is closed`);
     const compiled = this.registry.commandsByName.get(name);
     if (!compiled) {
-      throw invalidArgument(`unknown command '${name}'; this store defines: ${[...this.registry.commandsByName.keys()].join(', ')}`);
+      throw invalidArgument(
+        `unknown command '${name}'; this store defines: ${[...this.registry.commandsByName.keys()].join(', ')}`,
+      );
     }
     const pendingBytes = this.writer.pendingBytes;
     if (pendingBytes > this.pendingBytesMax || this.waiters.size > this.pendingCommandsMax) {
@@ -297,7 +306,7 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     const writer = this.writer;
     const lsn = writer.nextLsn;
     const now = this.clock();
-    const nowMs = now > this.lastNowMs ? now : this.lastNowMs;
+    const nowMs = Math.max(now, this.lastNowMs);
     const seed = (Math.random() * 0x1_0000_0000) >>> 0;
     this.ctx.reset(lsn, nowMs, seed);
     const decision = def.decide(this.state, command, this.ctx);
@@ -308,7 +317,8 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       w.u32(events.length);
       for (let i = 0; i < events.length; i++) {
         const event = this.registry.eventsByName.get(events[i].type);
-        if (!event) throw invalidArgument(`command '${compiled.name}' emitted unknown event type '${events[i].type}'`);
+        if (!event)
+          throw invalidArgument(`command '${compiled.name}' emitted unknown event type '${events[i].type}'`);
         encodeEvent(w, event, events[i].data);
       }
       compiled.resultCodec.encode(decision.result, w);
@@ -348,7 +358,14 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       }
     } catch (error) {
       // A failing apply leaves state half-changed: a programming error. Stop the store rather than serve it.
-      this.onFailure(new EngramError('store_failed', `apply failed at LSN ${lsn}: ${(error as Error).message}`, { lsn }, error));
+      this.onFailure(
+        new EngramError(
+          'store_failed',
+          `apply failed at LSN ${lsn}: ${(error as Error).message}`,
+          { lsn },
+          error,
+        ),
+      );
       throw error;
     }
     this.lsnApplied = lsn;
@@ -374,7 +391,8 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     if (!observer) return;
     if (error instanceof CommandRejected) observer(name, 'rejected');
     else if (error instanceof OverloadedError) observer(name, 'overloaded');
-    else if (error instanceof EngramError && error.code === 'idempotency_conflict') observer(name, 'conflict');
+    else if (error instanceof EngramError && error.code === 'idempotency_conflict')
+      observer(name, 'conflict');
     else if (error instanceof EngramError && error.code === 'invalid_argument') observer(name, 'invalid');
     else observer(name, 'failed');
   }
@@ -415,7 +433,15 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
 
   /** Canonical hash of the state and the idempotency window (indexes are derived, so excluded). */
   stateHash(): string {
-    const window = [...this.idempotency.entries].map(([key, e]) => [key, e.lsn, e.nowMs, e.fingerprintA, e.fingerprintB, e.commandId, e.result]);
+    const window = [...this.idempotency.entries].map(([key, e]) => [
+      key,
+      e.lsn,
+      e.nowMs,
+      e.fingerprintA,
+      e.fingerprintB,
+      e.commandId,
+      e.result,
+    ]);
     return hashState([this.state, window]);
   }
 
@@ -480,5 +506,7 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
 }
 
 function defaultPolicy(ackPoint: AckPoint): FlushPolicy {
-  return ackPoint === 'memory' ? { kind: 'interval', intervalMs: DEFAULT_MEMORY_FLUSH_INTERVAL_MS } : { kind: 'immediate' };
+  return ackPoint === 'memory'
+    ? { kind: 'interval', intervalMs: DEFAULT_MEMORY_FLUSH_INTERVAL_MS }
+    : { kind: 'immediate' };
 }

@@ -10,13 +10,19 @@ test('crc32c matches the standard check value for "123456789"', () => {
 
 test('crc32c JS and native paths agree on any input, offset and continuation', () => {
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 2000 }), fc.nat(), fc.nat(), fc.integer({ min: 0, max: 0xffffffff }), (bytes, a, b, seed) => {
-      const start = bytes.length === 0 ? 0 : a % bytes.length;
-      const end = start + (bytes.length === start ? 0 : b % (bytes.length - start + 1));
-      const expected = nativeCrc32c(bytes.subarray(start, end), seed);
-      assert.equal(crc32cJs(bytes, start, end, seed), expected);
-      assert.equal(crc32c(bytes, start, end, seed), expected);
-    }),
+    fc.property(
+      fc.uint8Array({ maxLength: 2000 }),
+      fc.nat(),
+      fc.nat(),
+      fc.integer({ min: 0, max: 0xffffffff }),
+      (bytes, a, b, seed) => {
+        const start = bytes.length === 0 ? 0 : a % bytes.length;
+        const end = start + (bytes.length === start ? 0 : b % (bytes.length - start + 1));
+        const expected = nativeCrc32c(bytes.subarray(start, end), seed);
+        assert.equal(crc32cJs(bytes, start, end, seed), expected);
+        assert.equal(crc32c(bytes, start, end, seed), expected);
+      },
+    ),
   );
 });
 

@@ -60,9 +60,11 @@ export function parseFrame(buf: Buffer, offset: number, end: number): FrameParse
   if (length < FRAME_HEADER_BYTES || length > FRAME_BYTES_MAX) {
     return { ok: false, reason: `impossible frame length ${length}` };
   }
-  if (offset + length > end) return { ok: false, reason: `frame of ${length} bytes runs past the end of the file` };
+  if (offset + length > end)
+    return { ok: false, reason: `frame of ${length} bytes runs past the end of the file` };
   const crc = buf.readUInt32LE(offset + 4);
-  if (crc32c(buf, offset + 8, offset + length) !== crc) return { ok: false, reason: 'frame checksum mismatch' };
+  if (crc32c(buf, offset + 8, offset + length) !== crc)
+    return { ok: false, reason: 'frame checksum mismatch' };
   if (buf.readUInt16LE(offset + 22) !== 0) return { ok: false, reason: 'reserved frame bytes are not zero' };
   return {
     ok: true,
@@ -129,14 +131,24 @@ export type SegmentHeaderParse = { ok: true; header: SegmentHeader } | { ok: fal
 
 export function parseSegmentHeader(buf: Buffer): SegmentHeaderParse {
   if (buf.length < SEGMENT_HEADER_BYTES) return { ok: false, reason: 'file shorter than a segment header' };
-  if (!buf.subarray(0, 8).equals(SEGMENT_MAGIC)) return { ok: false, reason: 'bad magic (not an Engram log segment)' };
-  if (crc32c(buf, 0, 28) !== buf.readUInt32LE(28)) return { ok: false, reason: 'segment header checksum mismatch' };
+  if (!buf.subarray(0, 8).equals(SEGMENT_MAGIC))
+    return { ok: false, reason: 'bad magic (not an Engram log segment)' };
+  if (crc32c(buf, 0, 28) !== buf.readUInt32LE(28))
+    return { ok: false, reason: 'segment header checksum mismatch' };
   const formatVersion = buf.readUInt32LE(8);
   if (formatVersion !== LOG_FORMAT_VERSION) {
-    return { ok: false, reason: `unsupported log format version ${formatVersion} (this build reads ${LOG_FORMAT_VERSION})` };
+    return {
+      ok: false,
+      reason: `unsupported log format version ${formatVersion} (this build reads ${LOG_FORMAT_VERSION})`,
+    };
   }
   return {
     ok: true,
-    header: { formatVersion, epoch: buf.readUInt32LE(12), baseLsn: readU64(buf, 16), chain: buf.readUInt32LE(24) },
+    header: {
+      formatVersion,
+      epoch: buf.readUInt32LE(12),
+      baseLsn: readU64(buf, 16),
+      chain: buf.readUInt32LE(24),
+    },
   };
 }

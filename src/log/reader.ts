@@ -69,7 +69,10 @@ export interface ScanOptions {
 
 const SECTOR_BYTES = 512;
 
-export async function listSegments(fs: FileSystem, dir: string): Promise<{ name: string; baseLsn: number }[]> {
+export async function listSegments(
+  fs: FileSystem,
+  dir: string,
+): Promise<{ name: string; baseLsn: number }[]> {
   const names = await fs.list(dir);
   const segments: { name: string; baseLsn: number }[] = [];
   for (const name of names) {
@@ -135,9 +138,23 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
       );
     }
     if (expectedChain !== undefined && chain !== expectedChain) {
-      throw corruption(file, 24, `segment chain ${chain} does not continue the previous segment (${expectedChain})`);
+      throw corruption(
+        file,
+        24,
+        `segment chain ${chain} does not continue the previous segment (${expectedChain})`,
+      );
     }
-    const info = scanSegment(file, buf, entries[i].name, baseLsn, epoch, chain, afterLsn, options.onRecord, result);
+    const info = scanSegment(
+      file,
+      buf,
+      entries[i].name,
+      baseLsn,
+      epoch,
+      chain,
+      afterLsn,
+      options.onRecord,
+      result,
+    );
     result.segments.push(info);
     result.lastLsn = info.lastLsn;
     result.chain = info.chainEnd;
@@ -290,13 +307,23 @@ function classifyDamage(file: string, buf: Buffer, info: SegmentInfo, laterSegme
     offset = parsed.frame.next;
   }
   const laterMarker = findCommitMarkerAfter(buf, offset + FRAME_ALIGNMENT, info.lastLsn);
-  const laterData = laterSegments.some((content) => parseSegmentHeader(content).ok && content.length > SEGMENT_HEADER_BYTES);
-  if (laterData || (laterMarker !== undefined && laterMarker.next < buf.length && validFrameAt(buf, laterMarker.next))) {
+  const laterData = laterSegments.some(
+    (content) => parseSegmentHeader(content).ok && content.length > SEGMENT_HEADER_BYTES,
+  );
+  if (
+    laterData ||
+    (laterMarker !== undefined && laterMarker.next < buf.length && validFrameAt(buf, laterMarker.next))
+  ) {
     throw corruption(file, offset, `${reason}, yet later groups were committed`, info.lastLsn);
   }
   const damageEnd = laterMarker ? laterMarker.next : Math.min(buf.length, offset + 4096);
   if ((completeButBad || laterMarker) && !hasZeroSector(buf, offset, damageEnd)) {
-    throw corruption(file, offset, `${reason} in the final group, with no sign of a torn write`, info.lastLsn);
+    throw corruption(
+      file,
+      offset,
+      `${reason} in the final group, with no sign of a torn write`,
+      info.lastLsn,
+    );
   }
   return {
     file,
@@ -325,7 +352,8 @@ function hasZeroSector(buf: Buffer, from: number, to: number): boolean {
   // Also count the partial sector at the damage start and a short final sector: an unwritten region
   // shorter than a sector at the end of the file reads as zeros too.
   if (isZero(buf, from, Math.min(to, first))) return to > from;
-  for (let s = first; s < to; s += SECTOR_BYTES) if (isZero(buf, s, Math.min(to, s + SECTOR_BYTES))) return true;
+  for (let s = first; s < to; s += SECTOR_BYTES)
+    if (isZero(buf, s, Math.min(to, s + SECTOR_BYTES))) return true;
   return false;
 }
 

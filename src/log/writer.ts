@@ -307,7 +307,12 @@ export class LogWriter {
     const { fs, dir, epoch } = this.options;
     const name = segmentName(baseLsn);
     const handle = await fs.open(path.join(dir, name), 'create');
-    const header = encodeSegmentHeader({ formatVersion: LOG_FORMAT_VERSION, epoch, baseLsn, chain: this.chain });
+    const header = encodeSegmentHeader({
+      formatVersion: LOG_FORMAT_VERSION,
+      epoch,
+      baseLsn,
+      chain: this.chain,
+    });
     await handle.write(header, 0, header.length, 0);
     await handle.datasync();
     await fs.syncDir(dir);

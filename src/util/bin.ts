@@ -137,7 +137,9 @@ export class BinReader {
 
   private need(bytes: number): void {
     if (this.pos + bytes > this.end) {
-      throw new RangeError(`truncated data: need ${bytes} bytes at offset ${this.pos}, have ${this.end - this.pos}`);
+      throw new RangeError(
+        `truncated data: need ${bytes} bytes at offset ${this.pos}, have ${this.end - this.pos}`,
+      );
     }
   }
 
