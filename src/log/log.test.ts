@@ -1,0 +1,289 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import fc from 'fast-check';
+import type { EngramError } from '../errors.ts';
+import { NodeFileSystem } from '../storage/node-file-system.ts';
+import type { FlushPolicy } from './flush-policy.ts';
+import { FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES } from './format.ts';
+import { parseFrame, sealFrame } from './frame.ts';
+import { openLog } from './log.ts';
+import { type LogRecord, scanLog } from './reader.ts';
+
+const fs = new NodeFileSystem();
+const dirs: string[] = [];
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'engram-log-'));
+  dirs.push(dir);
+  return dir;
+}
+after(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+interface Written {
+  lsn: number;
+  payload: string;
+}
+
+/** Appends `groups` groups of records (each group one flush) and returns what was written. */
+async function writeLog(
+  dir: string,
+  groups: number[],
+  options: { segmentBytesMax?: number; policy?: FlushPolicy } = {},
+): Promise<Written[]> {
+  const written: Written[] = [];
+  const replayed: LogRecord[] = [];
+  const { writer } = await openLog({
+    fs,
+    dir,
+    policy: options.policy ?? { kind: 'immediate' },
+    segmentBytesMax: options.segmentBytesMax ?? 1024 * 1024,
+    onRecord: (r) => replayed.push(r),
+    writer: { onDurable: () => {}, onFailure: () => {} },
+  });
+  const base = writer.nextLsn;
+  for (const size of groups) {
+    for (let i = 0; i < size; i++) {
+      const payload = `record-${base + written.length}-${'x'.repeat((base + written.length) % 37)}`;
+      const w = writer.beginRecord(7, 1, 0);
+      w.string(payload);
+      written.push({ lsn: writer.endRecord(), payload });
+    }
+    await writer.sync();
+  }
+  await writer.close();
+  return written;
+}
+
+async function readAll(dir: string): Promise<Written[]> {
+  const records: Written[] = [];
+  await scanLog(fs, dir, {
+    onRecord: (r) => {
+      const length = r.buf[r.payloadStart];
+      records.push({
+        lsn: r.lsn,
+        payload: r.buf.toString('utf8', r.payloadStart + 1, r.payloadStart + 1 + length),
+      });
+    },
+  });
+  return records;
+}
+
+async function segments(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => n.startsWith('wal-')).sort();
+}
+
+test('frames round-trip any payload, and any single flipped bit is detected', () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ maxLength: 300 }),
+      fc.integer({ min: 1, max: 2 ** 53 - 1 }),
+      fc.integer({ min: 0, max: 0xfffe }),
+      fc.nat(),
+      (payload, lsn, type, flipSeed) => {
+        const buf = Buffer.alloc(FRAME_HEADER_BYTES + payload.length + 8);
+        buf.set(payload, FRAME_HEADER_BYTES);
+        sealFrame(buf, 0, FRAME_HEADER_BYTES + payload.length, lsn, type, 3, 1);
+        const parsed = parseFrame(buf, 0, buf.length);
+        assert.ok(parsed.ok);
+        assert.equal(parsed.frame.lsn, lsn);
+        assert.equal(parsed.frame.type, type);
+        assert.deepEqual(
+          buf.subarray(parsed.frame.payloadStart, parsed.frame.payloadEnd),
+          Buffer.from(payload),
+        );
+        const bit = flipSeed % ((FRAME_HEADER_BYTES + payload.length) * 8);
+        buf[bit >> 3] ^= 1 << (bit & 7);
+        assert.equal(parseFrame(buf, 0, buf.length).ok, false, `flip of bit ${bit} went unnoticed`);
+      },
+    ),
+  );
+});
+
+test('records come back in LSN order across groups and segment rollovers', async () => {
+  const dir = await tempDir();
+  const written = await writeLog(dir, [1, 5, 50, 3, 40, 40, 40, 200, 1], { segmentBytesMax: 2048 });
+  assert.ok((await segments(dir)).length >= 4, 'small segments roll over');
+  assert.deepEqual(await readAll(dir), written);
+  const more = await writeLog(dir, [4, 4], { segmentBytesMax: 2048 });
+  assert.equal(more[0].lsn, written.length + 1, 'a reopened writer continues the LSN sequence');
+  assert.deepEqual(await readAll(dir), [...written, ...more]);
+});
+
+test('a torn tail at any offset inside the last group is cut back to the last commit marker', async () => {
+  const dir = await tempDir();
+  const written = await writeLog(dir, [3]);
+  const firstGroupEnd = (await scanLog(fs, dir, {})).segments[0].committedBytes;
+  written.push(...(await writeLog(dir, [4])));
+  const [segment] = await segments(dir);
+  const file = path.join(dir, segment);
+  const full = await readFile(file);
+  const scanFirst = await readAll(dir);
+  assert.equal(scanFirst.length, 7);
+  for (let cut = full.length - 1; cut > full.length - 200; cut -= 13) {
+    await writeFile(file, full.subarray(0, cut));
+    const recovered = await readAll(dir);
+    const keepsAll = cut >= full.length;
+    assert.ok(recovered.length === 3 || keepsAll, `cut at ${cut} kept ${recovered.length}`);
+  }
+  // openLog actually truncates, and appends continue after the cut.
+  await writeFile(file, full.subarray(0, full.length - 5));
+  const { writer, truncated } = await openLog({
+    fs,
+    dir,
+    policy: { kind: 'immediate' },
+    segmentBytesMax: 1 << 20,
+    onRecord: () => {},
+    writer: { onDurable: () => {}, onFailure: () => {} },
+  });
+  assert.equal(truncated.length, 1);
+  assert.equal(truncated[0].offset, firstGroupEnd);
+  assert.equal(truncated[0].uncommittedRecords, 4);
+  assert.equal(writer.nextLsn, 4);
+  await writer.close();
+  assert.deepEqual(await readAll(dir), written.slice(0, 3));
+});
+
+test('garbage or zeros after the last commit marker are a torn tail, not corruption', async () => {
+  const dir = await tempDir();
+  const written = await writeLog(dir, [2, 2]);
+  const [segment] = await segments(dir);
+  const file = path.join(dir, segment);
+  const full = await readFile(file);
+  await writeFile(file, Buffer.concat([full, Buffer.alloc(4096)]));
+  assert.deepEqual(await readAll(dir), written);
+  await writeFile(file, Buffer.concat([full, Buffer.from('partial frame garbage, not a valid frame')]));
+  assert.deepEqual(await readAll(dir), written);
+});
+
+test('a flipped bit in a committed group followed by later groups is corruption naming file and offset', async () => {
+  const dir = await tempDir();
+  await writeLog(dir, [3, 3, 3]);
+  const [segment] = await segments(dir);
+  const file = path.join(dir, segment);
+  const content = await readFile(file);
+  const damaged = SEGMENT_HEADER_BYTES + 30;
+  content[damaged] ^= 0x10;
+  await writeFile(file, content);
+  await assert.rejects(scanLog(fs, dir, {}), (e: EngramError) => {
+    assert.equal(e.code, 'corruption');
+    assert.equal(e.details.file, file);
+    assert.equal(e.details.offset, SEGMENT_HEADER_BYTES);
+    assert.match(e.message, /engram repair/);
+    return true;
+  });
+  const before = await readFile(file);
+  await assert.rejects(
+    openLog({
+      fs,
+      dir,
+      policy: { kind: 'immediate' },
+      segmentBytesMax: 1 << 20,
+      onRecord: () => {},
+      writer: { onDurable: () => {}, onFailure: () => {} },
+    }),
+    (e: EngramError) => e.code === 'corruption',
+  );
+  assert.deepEqual(await readFile(file), before, 'a refused open changes nothing');
+});
+
+test('a flipped bit in the final group with no sign of a torn write is refused, not silently dropped', async () => {
+  const dir = await tempDir();
+  await writeLog(dir, [2, 2]);
+  const [segment] = await segments(dir);
+  const file = path.join(dir, segment);
+  const content = await readFile(file);
+  content[content.length - 60] ^= 0x01;
+  await writeFile(file, content);
+  await assert.rejects(scanLog(fs, dir, {}), (e: EngramError) => e.code === 'corruption');
+});
+
+test('a final group with an unwritten (zero) sector and an intact commit marker is a torn write', async () => {
+  const dir = await tempDir();
+  const written = await writeLog(dir, [2]);
+  const firstGroupEnd = (await scanLog(fs, dir, {})).segments[0].committedBytes;
+  written.push(...(await writeLog(dir, [200])));
+  const [segment] = await segments(dir);
+  const file = path.join(dir, segment);
+  const content = await readFile(file);
+  const sector = Math.ceil((firstGroupEnd + 1) / 512) * 512;
+  content.fill(0, sector, sector + 512);
+  await writeFile(file, content);
+  assert.deepEqual(await readAll(dir), written.slice(0, 2));
+});
+
+test('a missing middle segment is a log gap; a corrupt segment header with data after it is corruption', async () => {
+  const dir = await tempDir();
+  await writeLog(dir, [40, 40, 40, 40], { segmentBytesMax: 1024 });
+  const names = await segments(dir);
+  assert.ok(names.length >= 3);
+  const middle = path.join(dir, names[1]);
+  const saved = await readFile(middle);
+  await unlink(middle);
+  await assert.rejects(scanLog(fs, dir, {}), (e: EngramError) => e.code === 'log_gap');
+  saved[3] ^= 0xff;
+  await writeFile(middle, saved);
+  await assert.rejects(
+    scanLog(fs, dir, {}),
+    (e: EngramError) => e.code === 'corruption' && e.details.file === middle,
+  );
+});
+
+test('an interrupted segment creation (header-only, torn) is removed on open', async () => {
+  const dir = await tempDir();
+  const written = await writeLog(dir, [5]);
+  const next = path.join(dir, `wal-${String(6).padStart(20, '0')}.log`);
+  await writeFile(next, Buffer.from('ENGRAM'));
+  const { writer, truncated } = await openLog({
+    fs,
+    dir,
+    policy: { kind: 'immediate' },
+    segmentBytesMax: 1 << 20,
+    onRecord: () => {},
+    writer: { onDurable: () => {}, onFailure: () => {} },
+  });
+  assert.equal(truncated[0].deleteFile, true);
+  await writer.close();
+  assert.deepEqual(await readAll(dir), written);
+  assert.deepEqual(await segments(dir), [`wal-${String(1).padStart(20, '0')}.log`]);
+});
+
+test('the batch policy groups records up to its delay; the interval policy flushes in the background', async () => {
+  for (const policy of [
+    { kind: 'batch', maxDelayMs: 20, maxBytes: 1 << 20 },
+    { kind: 'interval', intervalMs: 5 },
+  ] as FlushPolicy[]) {
+    const dir = await tempDir();
+    let flushes = 0;
+    let durable = 0;
+    const { writer } = await openLog({
+      fs,
+      dir,
+      policy,
+      segmentBytesMax: 1 << 20,
+      onRecord: () => {},
+      writer: { onDurable: (lsn) => (durable = lsn), onFailure: () => {}, onFlush: () => flushes++ },
+    });
+    for (let i = 0; i < 10; i++) {
+      writer.beginRecord(1, 1, 0).u32(i);
+      writer.endRecord();
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.equal(durable, 10, `${policy.kind}: everything durable without an explicit sync`);
+    assert.ok(flushes < 10, `${policy.kind}: ${flushes} flushes for 10 records`);
+    await writer.close();
+  }
+});
+
+test('truncate helper sanity: a zero-length segment file is an interrupted creation', async () => {
+  const dir = await tempDir();
+  await writeLog(dir, [1]);
+  const [segment] = await segments(dir);
+  await truncate(path.join(dir, segment), 0);
+  const result = await scanLog(fs, dir, {});
+  assert.equal(result.tornTails[0].deleteFile, true);
+});
