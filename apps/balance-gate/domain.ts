@@ -30,6 +30,11 @@ export enum Status {
 export const STATUS_NAMES = ['held', 'captured', 'released', 'expired', 'rejected'] as const;
 export type StatusName = (typeof STATUS_NAMES)[number];
 
+/**
+ * A reservation is also its own idempotency record: a retry of `reserve` is answered from these fields,
+ * so the decision's response (merchant balances right after it, LSN) is kept here rather than in the
+ * engine's idempotency window. That keeps one map entry per hold instead of two, and no copy of the body.
+ */
 export interface Reservation {
   id: string;
   merchantId: string;
@@ -39,6 +44,15 @@ export interface Reservation {
   sequence: number;
   /** When an unresolved hold expires (record time, ms); 0 for none. */
   expiresAtMs: number;
+  /** The ttl_ms the request asked for (0: none): part of the request's identity for retries. */
+  ttlMs: number;
+  /** LSN of the decision. */
+  lsn: number;
+  /** The merchant's balances right after the decision, as the response showed them. */
+  availableAfter: number;
+  heldAfter: number;
+  capturedAfter: number;
+  creditedAfter: number;
 }
 
 export interface GateState {
@@ -147,6 +161,7 @@ interface HeldEvent {
   amount: number;
   sequence: number;
   expiresAtMs: number;
+  ttlMs: number;
 }
 
 const heldCodec: Codec<HeldEvent> = {
@@ -156,6 +171,7 @@ const heldCodec: Codec<HeldEvent> = {
     w.f64(e.amount);
     w.f64(e.sequence);
     w.f64(e.expiresAtMs);
+    w.f64(e.ttlMs);
   },
   decode(r) {
     return {
@@ -164,18 +180,27 @@ const heldCodec: Codec<HeldEvent> = {
       amount: r.f64(),
       sequence: r.f64(),
       expiresAtMs: r.f64(),
+      ttlMs: r.f64(),
     };
   },
 };
 
-const rejectedCodec: Codec<{ reservationId: string; merchantId: string; amount: number }> = {
+interface RejectedEvent {
+  reservationId: string;
+  merchantId: string;
+  amount: number;
+  ttlMs: number;
+}
+
+const rejectedCodec: Codec<RejectedEvent> = {
   encode(e, w) {
     w.string(e.reservationId);
     w.string(e.merchantId);
     w.f64(e.amount);
+    w.f64(e.ttlMs);
   },
   decode(r) {
-    return { reservationId: r.string(), merchantId: r.string(), amount: r.f64() };
+    return { reservationId: r.string(), merchantId: r.string(), amount: r.f64(), ttlMs: r.f64() };
   },
 };
 
@@ -257,6 +282,45 @@ function merchantOf(state: GateState, id: string): Merchant {
   return m;
 }
 
+function newReservation(
+  e: { reservationId: string; amount: number; ttlMs: number },
+  m: Merchant,
+  status: Status,
+  sequence: number,
+  expiresAtMs: number,
+  lsn: number,
+): Reservation {
+  return {
+    id: e.reservationId,
+    merchantId: m.id,
+    amount: e.amount,
+    status,
+    sequence,
+    expiresAtMs,
+    ttlMs: e.ttlMs,
+    lsn,
+    availableAfter: m.available,
+    heldAfter: m.held,
+    capturedAfter: m.captured,
+    creditedAfter: m.credited,
+  };
+}
+
+/** The response a reservation's decision gave, rebuilt from the reservation (for retries). */
+export function recordedReservationResult(r: Reservation): ReservationResult {
+  const merchant: MerchantView = {
+    merchant_id: r.merchantId,
+    available_cents: r.availableAfter,
+    held_cents: r.heldAfter,
+    captured_cents: r.capturedAfter,
+    credited_cents: r.creditedAfter,
+  };
+  if (r.status === Status.Rejected) {
+    return { reservation_id: r.id, status: 'rejected', reason: 'insufficient_funds', merchant, lsn: r.lsn };
+  }
+  return { reservation_id: r.id, status: 'held', sequence: r.sequence, merchant, lsn: r.lsn };
+}
+
 function checkInvariant(m: Merchant): void {
   if (m.available < 0 || m.credited !== m.available + m.held + m.captured) {
     throw new Error(`invariant violated for merchant ${m.id}: ${JSON.stringify(m)}`);
@@ -292,34 +356,24 @@ const events = defineEvents<GateState>()({
   held: {
     id: 2,
     codec: heldCodec,
-    apply(state, e: HeldEvent) {
+    apply(state, e: HeldEvent, meta) {
       const m = merchantOf(state, e.merchantId);
       m.available -= e.amount;
       m.held += e.amount;
       m.nextSequence = e.sequence + 1;
       checkInvariant(m);
-      state.reservations.set(e.reservationId, {
-        id: e.reservationId,
-        merchantId: m.id,
-        amount: e.amount,
-        status: Status.Held,
-        sequence: e.sequence,
-        expiresAtMs: e.expiresAtMs,
-      });
+      state.reservations.set(
+        e.reservationId,
+        newReservation(e, m, Status.Held, e.sequence, e.expiresAtMs, meta.lsn),
+      );
     },
   },
   rejected: {
     id: 3,
     codec: rejectedCodec,
-    apply(state, e: { reservationId: string; merchantId: string; amount: number }) {
-      state.reservations.set(e.reservationId, {
-        id: e.reservationId,
-        merchantId: e.merchantId,
-        amount: e.amount,
-        status: Status.Rejected,
-        sequence: 0,
-        expiresAtMs: 0,
-      });
+    apply(state, e: RejectedEvent, meta) {
+      const m = merchantOf(state, e.merchantId);
+      state.reservations.set(e.reservationId, newReservation(e, m, Status.Rejected, 0, 0, meta.lsn));
     },
   },
   captured: {
@@ -413,27 +467,36 @@ const commands = defineCommands<GateState, typeof events, GateIndexes>()({
   reserve: {
     id: 2,
     resultCodec: reservationResultCodec,
-    key: (c: ReserveCommand) => `r:${c.reservationId}`,
-    fingerprint: (c: ReserveCommand) => `${c.merchantId}|${c.amountCents}|${c.ttlMs ?? ''}`,
+    // No engine idempotency key: the reservation itself records the decision (see Reservation).
     decide(state, c: ReserveCommand, ctx) {
+      const ttlMs = c.ttlMs ?? 0;
+      const existing = state.reservations.get(c.reservationId);
+      if (existing) {
+        if (
+          existing.merchantId !== c.merchantId ||
+          existing.amount !== c.amountCents ||
+          existing.ttlMs !== ttlMs
+        ) {
+          throw new CommandRejected(
+            'idempotency_conflict',
+            `reservation '${c.reservationId}' was already decided at LSN ${existing.lsn} for a different request ` +
+              `(merchant ${existing.merchantId}, ${existing.amount} cents); use a new reservation_id for a new request`,
+          );
+        }
+        return { events: [], result: recordedReservationResult(existing), unrecorded: true };
+      }
       const m = state.merchants.get(c.merchantId);
       if (!m)
         throw new CommandRejected('not_found', `merchant '${c.merchantId}' does not exist; credit it first`);
-      if (state.reservations.has(c.reservationId)) {
-        // Only reachable once the idempotency window forgot the id: refuse rather than decide twice.
-        throw new CommandRejected(
-          'idempotency_conflict',
-          `reservation '${c.reservationId}' was already decided`,
-        );
-      }
       if (m.available < c.amountCents) {
+        const data: RejectedEvent = {
+          reservationId: c.reservationId,
+          merchantId: m.id,
+          amount: c.amountCents,
+          ttlMs,
+        };
         return {
-          events: [
-            {
-              type: 'rejected',
-              data: { reservationId: c.reservationId, merchantId: m.id, amount: c.amountCents },
-            },
-          ],
+          events: [{ type: 'rejected', data }],
           result: {
             reservation_id: c.reservationId,
             status: 'rejected',
@@ -449,7 +512,8 @@ const commands = defineCommands<GateState, typeof events, GateIndexes>()({
         merchantId: m.id,
         amount: c.amountCents,
         sequence,
-        expiresAtMs: c.ttlMs ? ctx.nowMs + c.ttlMs : 0,
+        expiresAtMs: ttlMs > 0 ? ctx.nowMs + ttlMs : 0,
+        ttlMs,
       };
       const merchant: MerchantView = {
         merchant_id: m.id,

@@ -40,6 +40,12 @@ export interface DecideContext<I> {
 export interface Decision<Ev, R> {
   events: Ev[];
   result: R;
+  /**
+   * Answer without recording anything: `decide` recognised the command as already decided (a retry the
+   * state itself remembers) and `result` is the recorded answer. The caller still waits until what the
+   * answer reflects (everything applied so far) reached the ack point, like a read. `events` must be empty.
+   */
+  unrecorded?: boolean;
 }
 
 export interface CommandDef<S, Ev, C, R, I = unknown> {

@@ -311,6 +311,12 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     this.ctx.reset(lsn, nowMs, seed);
     const decision = def.decide(this.state, command, this.ctx);
     const events = decision.events;
+    if (decision.unrecorded) {
+      assert(events.length === 0, `command '${compiled.name}' returned events in an unrecorded decision`);
+      this.observer.onCommand?.(compiled.name, 'duplicate');
+      this.lastValue = decision.result;
+      return this.lsnApplied;
+    }
     const w = writer.beginRecord(compiled.id, compiled.version, 0);
     try {
       encodeRecordHeader(w, nowMs, seed, fpA, fpB, key ?? '');
