@@ -24,6 +24,8 @@ export interface LogWriterOptions {
   onFailure: (error: EngramError) => void;
   /** Called after every group commit, for metrics. */
   onFlush?: (stats: FlushStats) => void;
+  /** Use O_DSYNC writes where the file system supports them (default true). */
+  syncWrites?: boolean;
   /** Called after a new segment was created (for compaction and metrics). */
   onSegmentRolled?: (segment: { name: string; baseLsn: number }) => void;
 }
@@ -79,7 +81,14 @@ export class LogWriter {
   lsnDurable: number;
   flushCount = 0;
 
+  /**
+   * With O_DSYNC a group costs one write that returns when durable: one thread-pool round trip instead of
+   * two (write, then fdatasync), each of which waits for the event loop to notice its completion.
+   */
+  private readonly syncWrites: boolean;
+
   private constructor(private readonly options: LogWriterOptions) {
+    this.syncWrites = options.fs.supportsSyncWrites === true && options.syncWrites !== false;
     this.chain = options.chain;
     this.nextLsn = options.lastLsn + 1;
     this.lsnDurable = options.lastLsn;
@@ -93,7 +102,9 @@ export class LogWriter {
     const writer = new LogWriter(options);
     await options.fs.mkdirp(options.dir);
     if (options.tail) {
-      writer.handle = await options.fs.open(path.join(options.dir, options.tail.segmentName), 'readwrite');
+      writer.handle = await options.fs.open(path.join(options.dir, options.tail.segmentName), 'readwrite', {
+        syncWrites: writer.syncWrites,
+      });
     } else {
       await writer.createSegment(writer.nextLsn);
     }
@@ -265,9 +276,9 @@ export class LogWriter {
     try {
       const handle = this.handle;
       assert(handle, 'flush without an open segment');
-      await handle.write(group.buf, 0, group.length, this.segmentOffset);
       const syncStartMs = performance.now();
-      await handle.datasync();
+      await handle.write(group.buf, 0, group.length, this.segmentOffset);
+      if (!this.syncWrites) await handle.datasync();
       syncMs = performance.now() - syncStartMs;
     } catch (error) {
       this.fail(error, 'writing or syncing a log group');
@@ -306,7 +317,7 @@ export class LogWriter {
   private async createSegment(baseLsn: number): Promise<void> {
     const { fs, dir, epoch } = this.options;
     const name = segmentName(baseLsn);
-    const handle = await fs.open(path.join(dir, name), 'create');
+    const handle = await fs.open(path.join(dir, name), 'create', { syncWrites: this.syncWrites });
     const header = encodeSegmentHeader({
       formatVersion: LOG_FORMAT_VERSION,
       epoch,

@@ -32,8 +32,18 @@ export type OpenMode =
   /** Read and write; the file must not exist yet (exclusive create). */
   | 'create';
 
+export interface OpenOptions {
+  /**
+   * Every `write` on the handle resolves only once its data is durable (O_DSYNC), as if followed by
+   * `datasync()`. Only honoured where `supportsSyncWrites` is true.
+   */
+  syncWrites?: boolean;
+}
+
 export interface FileSystem {
-  open(path: string, mode: OpenMode): Promise<FileHandle>;
+  /** Whether `open(..., { syncWrites: true })` is supported. */
+  readonly supportsSyncWrites?: boolean;
+  open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle>;
   /** Entry names (not paths) in `dir`, unsorted; [] if the directory does not exist. */
   list(dir: string): Promise<string[]>;
   mkdirp(dir: string): Promise<void>;
@@ -48,6 +58,7 @@ export interface FileSystem {
 
 /** The error code of a Node-style I/O error, if any (`EIO`, `ENOSPC`, `ENOENT`...). */
 export function ioErrorCode(error: unknown): string | undefined {
-  if (error && typeof error === 'object' && 'code' in error && typeof error.code === 'string') return error.code;
+  if (error && typeof error === 'object' && 'code' in error && typeof error.code === 'string')
+    return error.code;
   return undefined;
 }

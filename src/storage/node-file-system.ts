@@ -1,6 +1,6 @@
 import { constants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { FileHandle, FileSystem, OpenMode } from './file-system.ts';
+import type { FileHandle, FileSystem, OpenMode, OpenOptions } from './file-system.ts';
 
 const OPEN_FLAGS: Record<OpenMode, number> = {
   read: constants.O_RDONLY,
@@ -15,7 +15,12 @@ class NodeFileHandle implements FileHandle {
     let written = 0;
     // A short write is legal for write(2); loop until the range is written or an error is raised.
     while (written < length) {
-      const { bytesWritten } = await this.handle.write(data, dataOffset + written, length - written, position + written);
+      const { bytesWritten } = await this.handle.write(
+        data,
+        dataOffset + written,
+        length - written,
+        position + written,
+      );
       if (bytesWritten === 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
       written += bytesWritten;
     }
@@ -45,8 +50,11 @@ class NodeFileHandle implements FileHandle {
 
 /** The real filesystem (node:fs). */
 export class NodeFileSystem implements FileSystem {
-  async open(filePath: string, mode: OpenMode): Promise<FileHandle> {
-    return new NodeFileHandle(await fsp.open(filePath, OPEN_FLAGS[mode], 0o644));
+  readonly supportsSyncWrites = true;
+
+  async open(filePath: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
+    const flags = OPEN_FLAGS[mode] | (options?.syncWrites ? constants.O_DSYNC : 0);
+    return new NodeFileHandle(await fsp.open(filePath, flags, 0o644));
   }
 
   async list(dir: string): Promise<string[]> {
