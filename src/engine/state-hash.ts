@@ -1,81 +1,107 @@
-import { createHash, type Hash } from 'node:crypto';
+import { fingerprintA, fingerprintB } from './fingerprint.ts';
 
 /**
- * A canonical hash of plain data: two values that are equal as data (same Map/Set/object contents, whatever
- * the insertion order) hash the same. It proves that a replayed, restored or replicated state is identical
- * to a reference. Supports the types state is made of: primitives, bigint, arrays, typed arrays, plain
- * objects, Map and Set.
+ * A canonical 64-bit hash of plain data: two values that are equal as data (same Map/Set/object contents,
+ * whatever the insertion order) hash the same. It proves that a replayed, restored or replicated state is
+ * identical to a reference. Unordered collections combine their entries' hashes by addition, so no sorting
+ * is needed and ten million entries hash in linear time. Not a cryptographic hash: it detects divergence,
+ * it does not resist an adversary.
+ *
+ * Supports what state is made of: primitives, bigint, arrays, typed arrays, plain objects, Map and Set.
  */
 export function hashState(value: unknown): string {
-  const hash = createHash('sha256');
-  feed(hash, value);
-  return hash.digest('hex');
+  hashValue(value);
+  return hex(outA) + hex(outB);
 }
 
-function feed(hash: Hash, value: unknown): void {
+let outA = 0;
+let outB = 0;
+const f64 = new Float64Array(1);
+const u32 = new Uint32Array(f64.buffer);
+
+function hex(n: number): string {
+  return (n >>> 0).toString(16).padStart(8, '0');
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+function set(a: number, b: number): void {
+  outA = fmix(a);
+  outB = fmix(b ^ 0x9e3779b9);
+}
+
+function hashValue(value: unknown): void {
   switch (typeof value) {
     case 'undefined':
-      hash.update('u;');
-      return;
+      return set(0x11, 0x12);
     case 'boolean':
-      hash.update(value ? 't;' : 'f;');
-      return;
+      return value ? set(0x21, 0x22) : set(0x31, 0x32);
     case 'number':
-      hash.update(`n${Object.is(value, -0) ? '0' : String(value)};`);
-      return;
+      f64[0] = value === 0 ? 0 : value;
+      return set(u32[0] ^ 0x4e4e4e4e, u32[1] ^ 0x27d4eb2f);
     case 'bigint':
-      hash.update(`b${value};`);
-      return;
+      return set(fingerprintA(`b${value}`), fingerprintB(`b${value}`));
     case 'string':
-      hash.update(`s${value.length}:`);
-      hash.update(value);
-      return;
+      return set(fingerprintA(value) ^ 0x5a5a, fingerprintB(value));
     case 'object':
-      feedObject(hash, value);
-      return;
+      return hashObject(value);
     default:
       throw new TypeError(`state holds a ${typeof value}; state must be plain data`);
   }
 }
 
-function feedObject(hash: Hash, value: object | null): void {
-  if (value === null) {
-    hash.update('z;');
-  } else if (Array.isArray(value)) {
-    hash.update(`a${value.length}[`);
-    for (const item of value) feed(hash, item);
-    hash.update(']');
-  } else if (ArrayBuffer.isView(value)) {
-    hash.update(`y${value.byteLength}:`);
-    hash.update(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
-  } else if (value instanceof Map) {
-    feedEntries(hash, 'm', [...value.entries()]);
-  } else if (value instanceof Set) {
-    feedEntries(
-      hash,
-      'e',
-      [...value.values()].map((v) => [v, true] as [unknown, unknown]),
-    );
-  } else {
-    feedEntries(hash, 'o', Object.entries(value));
+function hashObject(value: object | null): void {
+  if (value === null) return set(0x61, 0x62);
+  if (Array.isArray(value)) return hashOrdered(value, 0x71);
+  if (ArrayBuffer.isView(value)) {
+    const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    return hashOrdered(Array.from(bytes), 0x72);
   }
+  if (value instanceof Map) return hashUnordered(value.entries(), value.size, 0x81);
+  if (value instanceof Set) return hashSet(value);
+  const entries = Object.entries(value);
+  return hashUnordered(entries.values(), entries.length, 0x91);
 }
 
-function feedEntries(hash: Hash, tag: string, entries: [unknown, unknown][]): void {
-  const keyed = entries.map(([k, v]) => [canonicalKey(k), v] as [string, unknown]);
-  keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  hash.update(`${tag}${keyed.length}{`);
-  for (const [k, v] of keyed) {
-    hash.update(`${k.length}:`);
-    hash.update(k);
-    feed(hash, v);
+function hashOrdered(items: readonly unknown[], tag: number): void {
+  let a = tag ^ items.length;
+  let b = Math.imul(tag, 0x27d4eb2f) ^ items.length;
+  for (const item of items) {
+    hashValue(item);
+    a = Math.imul(a ^ outA, 0x01000193) + 0x7f4a7c15;
+    b = Math.imul(b ^ outB, 0x85ebca6b) + 0x165667b1;
   }
-  hash.update('}');
+  set(a, b);
 }
 
-function canonicalKey(key: unknown): string {
-  if (typeof key === 'string') return `s${key}`;
-  if (typeof key === 'number' || typeof key === 'bigint' || typeof key === 'boolean')
-    return `${(typeof key)[0]}${String(key)}`;
-  return `h${hashState(key)}`;
+function hashUnordered(entries: Iterable<[unknown, unknown]>, size: number, tag: number): void {
+  let sumA = 0;
+  let sumB = 0;
+  for (const [key, item] of entries) {
+    hashValue(key);
+    const keyA = outA;
+    const keyB = outB;
+    hashValue(item);
+    // Entry hash depends on key and value together; entries combine by addition (order-independent).
+    sumA = (sumA + fmix(keyA ^ Math.imul(outA, 0x01000193) ^ 0x3c6ef372)) >>> 0;
+    sumB = (sumB + fmix(keyB ^ Math.imul(outB, 0xcc9e2d51) ^ 0x1b873593)) >>> 0;
+  }
+  set(sumA ^ tag ^ size, sumB ^ Math.imul(tag, size + 1));
+}
+
+function hashSet(value: Set<unknown>): void {
+  let sumA = 0;
+  let sumB = 0;
+  for (const item of value) {
+    hashValue(item);
+    sumA = (sumA + outA) >>> 0;
+    sumB = (sumB + outB) >>> 0;
+  }
+  set(sumA ^ 0xa1 ^ value.size, sumB ^ value.size);
 }
