@@ -9,7 +9,7 @@ export class DecideContextImpl<I> implements DecideContext<I> {
   nowMs = 0;
   private randomState = 0;
 
-  constructor(readonly indexes: I) {}
+  constructor(public indexes: I) {}
 
   reset(lsn: number, nowMs: number, seed: number): void {
     this.lsn = lsn;

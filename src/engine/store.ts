@@ -3,8 +3,11 @@ import { AssertionFailure, assert, EngramError, invalidArgument, OverloadedError
 import type { FlushPolicy } from '../log/flush-policy.ts';
 import { DEFAULT_MEMORY_FLUSH_INTERVAL_MS } from '../log/flush-policy.ts';
 import { openLog } from '../log/log.ts';
-import type { LogRecord, TornTail } from '../log/reader.ts';
+import type { TornTail } from '../log/reader.ts';
 import type { FlushStats, LogWriter } from '../log/writer.ts';
+import { type SnapshotBuilt, snapshotsDir, walDir } from '../snapshot/build.ts';
+import { loadNewestValid, type SnapshotFallback } from '../snapshot/catalog.ts';
+import { type SnapshotPolicy, SnapshotScheduler } from '../snapshot/scheduler.ts';
 import type { FileSystem } from '../storage/file-system.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
 import { type AckPoint, strongest } from './ack-point.ts';
@@ -18,10 +21,10 @@ import {
   type StoreDefinition,
 } from './definition.ts';
 import { fingerprintA, fingerprintB } from './fingerprint.ts';
-import { DEFAULT_IDEMPOTENCY_LIMITS, type IdempotencyLimits, IdempotencyWindow } from './idempotency.ts';
-import { encodeEvent, encodeRecordHeader, readRecord } from './record.ts';
+import type { IdempotencyLimits, IdempotencyWindow } from './idempotency.ts';
+import { MaterializedState } from './materialized-state.ts';
+import { encodeEvent, encodeRecordHeader } from './record.ts';
 import { type CompiledCommand, compileDefinition, type Registry } from './registry.ts';
-import { hashState } from './state-hash.ts';
 import { type Waiter, WaiterQueue } from './waiters.ts';
 
 export interface StoreOptions {
@@ -41,6 +44,11 @@ export interface StoreOptions {
   clock?: () => number;
   observer?: StoreObserver;
   onRecoveryProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /**
+   * Automatic snapshots (every T or N log bytes) and log compaction. Without it, `snapshot()` still
+   * works on demand, and the log is never compacted automatically.
+   */
+  snapshots?: SnapshotPolicy;
 }
 
 export type CommandOutcome =
@@ -60,13 +68,22 @@ export interface StoreObserver {
   onFlush?(stats: FlushStats): void;
   onBackpressure?(reason: string): void;
   onFailure?(error: EngramError): void;
+  onSnapshot?(built: SnapshotBuilt, compaction: { deleted: string[]; bytesFreed: number }): void;
+  onSnapshotError?(error: EngramError): void;
 }
 
 export interface RecoveryReport {
   lastLsn: number;
+  /** First LSN the log still holds (earlier ones are covered by the snapshot). */
   firstLsn: number;
+  /** The snapshot recovery started from, if any. */
+  snapshot: { file: string; lsn: number; bytes: number; loadMs: number; createdAtMs: number } | undefined;
+  /** Newer snapshots that failed verification and were skipped, with the reason. */
+  snapshotFallbacks: SnapshotFallback[];
   recordsReplayed: number;
   replayMs: number;
+  /** Whole recovery: snapshot load + log replay. */
+  totalMs: number;
   segments: number;
   tornTails: TornTail[];
 }
@@ -100,22 +117,18 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
   readonly ackPoint: AckPoint;
   readonly dir: string;
   private readonly registry: Registry;
-  private state: S;
-  private indexes: I;
-  readonly idempotency: IdempotencyWindow;
+  private m!: MaterializedState<S, I>;
   private writer!: LogWriter;
+  private snapshots!: SnapshotScheduler;
   private readonly waiters = new WaiterQueue();
   private readonly ctx: DecideContextImpl<I>;
-  private readonly meta: ApplyMeta = { lsn: 0, nowMs: 0 };
   private readonly clock: () => number;
   private readonly observer: StoreObserver;
   private readonly pendingBytesMax: number;
   private readonly pendingCommandsMax: number;
-  private lastNowMs = 0;
   private lastFlushMs = 1;
   private failure: EngramError | undefined;
   private closing = false;
-  lsnApplied = 0;
   recovery!: RecoveryReport;
 
   private constructor(definition: Def<S, E, C, I>, options: StoreOptions) {
@@ -123,10 +136,7 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     this.registry = compileDefinition(definition as unknown as Parameters<typeof compileDefinition>[0]);
     this.ackPoint = options.ackPoint ?? 'disk';
     this.dir = options.dir;
-    this.state = definition.initialState();
-    this.indexes = (definition.indexes ? definition.indexes.build(this.state) : undefined) as I;
-    this.idempotency = new IdempotencyWindow({ ...DEFAULT_IDEMPOTENCY_LIMITS, ...options.idempotency });
-    this.ctx = new DecideContextImpl(this.indexes);
+    this.ctx = new DecideContextImpl<I>(undefined as I);
     this.clock = options.clock ?? Date.now;
     this.observer = options.observer ?? {};
     this.pendingBytesMax = options.pendingBytesMax ?? DEFAULT_PENDING_BYTES_MAX;
@@ -145,38 +155,104 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
 
   private async recover(options: StoreOptions): Promise<void> {
     const startMs = performance.now();
+    const fs = options.fs ?? new NodeFileSystem();
+    const limits = options.idempotency ?? {};
+    const { loaded, fallbacks } = await loadNewestValid(fs, snapshotsDir(options.dir), (snapshot) =>
+      MaterializedState.fromImage<S, I>(
+        this.definition as never,
+        this.registry,
+        limits,
+        snapshot.payload,
+        snapshot.header.lsn,
+      ),
+    );
+    const loadMs = performance.now() - startMs;
+    this.m = loaded?.value ?? new MaterializedState<S, I>(this.definition as never, this.registry, limits);
+    this.ctx.indexes = this.m.indexes;
+    const snapshotLsn = loaded?.snapshot.header.lsn ?? 0;
+    const replayStartMs = performance.now();
     let replayed = 0;
-    const policy = options.flushPolicy ?? defaultPolicy(this.ackPoint);
     const opened = await openLog({
-      fs: options.fs ?? new NodeFileSystem(),
-      dir: path.join(options.dir, 'wal'),
-      policy,
+      fs,
+      dir: walDir(options.dir),
+      policy: options.flushPolicy ?? defaultPolicy(this.ackPoint),
       segmentBytesMax: options.segmentBytesMax ?? DEFAULT_SEGMENT_BYTES_MAX,
+      afterLsn: snapshotLsn,
       onRecord: (record) => {
-        this.replay(record);
+        this.m.replay(record);
         replayed++;
       },
       onProgress: options.onRecoveryProgress,
+      emptyLogStart: loaded ? { lastLsn: snapshotLsn, chain: loaded.snapshot.header.chain } : undefined,
       writer: {
         onDurable: (lsn) => this.onDurable(lsn),
         onFailure: (error) => this.onFailure(error),
         onFlush: (stats) => {
           this.lastFlushMs = stats.durationMs;
+          this.snapshots?.onLogBytes(stats.bytes);
           this.observer.onFlush?.(stats);
         },
       },
     });
     this.writer = opened.writer;
-    assert(this.lsnApplied === opened.scan.lastLsn || replayed === 0, 'replay must reach the end of the log');
-    this.lsnApplied = this.writer.nextLsn - 1;
+    const { scan } = opened;
+    if (scan.segments.length > 0 && scan.firstLsn > snapshotLsn + 1) {
+      await this.writer.close();
+      throw new EngramError(
+        'log_gap',
+        `cannot recover '${this.definition.name}' from ${options.dir}: the log starts at LSN ${scan.firstLsn} but ` +
+          (loaded ? `the newest usable snapshot is at LSN ${snapshotLsn}` : 'no usable snapshot exists') +
+          `, so records ${snapshotLsn + 1}..${scan.firstLsn - 1} are missing. ` +
+          (fallbacks.length > 0
+            ? `Skipped snapshots: ${fallbacks.map((f) => `${f.file} (${f.reason})`).join('; ')}. `
+            : '') +
+          'Restore the missing snapshot or log segments from a backup or a replica; Engram will not start on partial history.',
+        { firstLsn: scan.firstLsn, snapshotLsn },
+      );
+    }
+    if (this.m.lsnApplied !== this.writer.nextLsn - 1) {
+      await this.writer.close();
+      throw new EngramError(
+        'log_gap',
+        `snapshot at LSN ${snapshotLsn} is ahead of the log, which ends at LSN ${this.writer.nextLsn - 1}: the log lost ` +
+          'records the snapshot covers. Restore the log from a replica or backup, or move the snapshot aside to start from an older one.',
+        { snapshotLsn, logLastLsn: this.writer.nextLsn - 1 },
+      );
+    }
+    const replayMs = performance.now() - replayStartMs;
     this.recovery = {
-      lastLsn: this.lsnApplied,
-      firstLsn: opened.scan.firstLsn,
+      lastLsn: this.m.lsnApplied,
+      firstLsn: scan.segments.length > 0 ? scan.firstLsn : snapshotLsn + 1,
+      snapshot: loaded
+        ? {
+            file: loaded.snapshot.file,
+            lsn: snapshotLsn,
+            bytes: loaded.snapshot.fileBytes,
+            loadMs,
+            createdAtMs: loaded.snapshot.header.createdAtMs,
+          }
+        : undefined,
+      snapshotFallbacks: fallbacks,
       recordsReplayed: replayed,
-      replayMs: performance.now() - startMs,
-      segments: opened.scan.segments.length,
+      replayMs,
+      totalMs: performance.now() - startMs,
+      segments: scan.segments.length,
       tornTails: opened.truncated,
     };
+    this.snapshots = new SnapshotScheduler(
+      {
+        fs,
+        dataDir: options.dir,
+        definition: this.definition as never,
+        idempotency: limits,
+        lsnDurable: () => this.writer.lsnDurable,
+        onSnapshot: (built, compaction) => this.observer.onSnapshot?.(built, compaction),
+        onSnapshotError: (error) => this.observer.onSnapshotError?.(error),
+      },
+      options.snapshots ?? {},
+      loaded ? { lsn: snapshotLsn, createdAtMs: loaded.snapshot.header.createdAtMs } : undefined,
+      options.snapshots !== undefined,
+    );
   }
 
   // ---- writes ------------------------------------------------------------------------------------------
@@ -288,7 +364,7 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       const text = def.fingerprint ? def.fingerprint(command) : JSON.stringify(command);
       fpA = fingerprintA(text);
       fpB = fingerprintB(text);
-      const entry = this.idempotency.get(key);
+      const entry = this.m.idempotency.get(key);
       if (entry) {
         if (entry.commandId !== compiled.id || entry.fingerprintA !== fpA || entry.fingerprintB !== fpB) {
           throw new EngramError(
@@ -305,17 +381,16 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     }
     const writer = this.writer;
     const lsn = writer.nextLsn;
-    const now = this.clock();
-    const nowMs = Math.max(now, this.lastNowMs);
+    const nowMs = Math.max(this.clock(), this.m.lastNowMs);
     const seed = (Math.random() * 0x1_0000_0000) >>> 0;
     this.ctx.reset(lsn, nowMs, seed);
-    const decision = def.decide(this.state, command, this.ctx);
+    const decision = def.decide(this.m.state, command, this.ctx);
     const events = decision.events;
     if (decision.unrecorded) {
       assert(events.length === 0, `command '${compiled.name}' returned events in an unrecorded decision`);
       this.observer.onCommand?.(compiled.name, 'duplicate');
       this.lastValue = decision.result;
-      return this.lsnApplied;
+      return this.m.lsnApplied;
     }
     const w = writer.beginRecord(compiled.id, compiled.version, 0);
     try {
@@ -334,34 +409,8 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     }
     const recorded = writer.endRecord();
     assert(recorded === lsn, 'record LSN differs from the one decide was given');
-    this.lastNowMs = nowMs;
-    this.applyEvents(events, lsn, nowMs);
-    if (key !== undefined) {
-      this.idempotency.record(key, {
-        lsn,
-        nowMs,
-        fingerprintA: fpA,
-        fingerprintB: fpB,
-        commandId: compiled.id,
-        result: decision.result,
-      });
-    }
-    this.observer.onCommand?.(compiled.name, 'ok');
-    this.lastValue = decision.result;
-    return lsn;
-  }
-
-  private applyEvents(events: readonly { type: string; data: unknown }[], lsn: number, nowMs: number): void {
-    const meta = this.meta;
-    meta.lsn = lsn;
-    meta.nowMs = nowMs;
-    const indexDef = this.definition.indexes;
     try {
-      for (let i = 0; i < events.length; i++) {
-        const event = events[i];
-        this.registry.eventsByName.get(event.type)!.apply(this.state, event.data, meta);
-        if (indexDef) indexDef.onEvent(this.indexes, event as never, this.state, meta);
-      }
+      this.m.applyEvents(events, lsn, nowMs);
     } catch (error) {
       // A failing apply leaves state half-changed: a programming error. Stop the store rather than serve it.
       this.onFailure(
@@ -374,7 +423,19 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       );
       throw error;
     }
-    this.lsnApplied = lsn;
+    if (key !== undefined) {
+      this.m.idempotency.record(key, {
+        lsn,
+        nowMs,
+        fingerprintA: fpA,
+        fingerprintB: fpB,
+        commandId: compiled.id,
+        result: decision.result,
+      });
+    }
+    this.observer.onCommand?.(compiled.name, 'ok');
+    this.lastValue = decision.result;
+    return lsn;
   }
 
   private acknowledge(
@@ -411,8 +472,8 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
    */
   read<T>(fn: (state: Readonly<S>, indexes: I) => T): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
-    const value = fn(this.state, this.indexes);
-    const lsn = this.lsnApplied;
+    const value = fn(this.m.state, this.m.indexes);
+    const lsn = this.m.lsnApplied;
     if (this.ackPoint === 'memory' || lsn <= this.writer.lsnDurable) return Promise.resolve(value);
     return new Promise((resolve, reject) => {
       this.waiters.push({ lsn, value, resolve, reject, startMs: 0, commandName: undefined });
@@ -421,7 +482,15 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
 
   /** Reads the current state immediately, including changes not yet at the ack point. */
   readStale<T>(fn: (state: Readonly<S>, indexes: I) => T): T {
-    return fn(this.state, this.indexes);
+    return fn(this.m.state, this.m.indexes);
+  }
+
+  get lsnApplied(): number {
+    return this.m.lsnApplied;
+  }
+
+  get idempotency(): IdempotencyWindow {
+    return this.m.idempotency;
   }
 
   get lsnDurable(): number {
@@ -439,16 +508,24 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
 
   /** Canonical hash of the state and the idempotency window (indexes are derived, so excluded). */
   stateHash(): string {
-    const window = [...this.idempotency.entries].map(([key, e]) => [
-      key,
-      e.lsn,
-      e.nowMs,
-      e.fingerprintA,
-      e.fingerprintB,
-      e.commandId,
-      e.result,
-    ]);
-    return hashState([this.state, window]);
+    return this.m.stateHash();
+  }
+
+  // ---- snapshots ---------------------------------------------------------------------------------------
+
+  /** Takes a snapshot at the current durable LSN now (or joins the one in progress), then compacts the log. */
+  snapshot(): Promise<SnapshotBuilt> {
+    if (this.failure) return Promise.reject(this.failure);
+    return this.snapshots.snapshotNow();
+  }
+
+  /** The last snapshot taken or loaded: LSN and wall-clock time (0 when there is none). */
+  get lastSnapshot(): { lsn: number; atMs: number; inProgress: boolean } {
+    return {
+      lsn: this.snapshots.lastSnapshotLsn,
+      atMs: this.snapshots.lastSnapshotLsn > 0 ? this.snapshots.lastSnapshotAtMs : 0,
+      inProgress: this.snapshots.inProgress,
+    };
   }
 
   // ---- durability events -------------------------------------------------------------------------------
@@ -469,43 +546,13 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     this.observer.onFailure?.(error);
   }
 
-  // ---- replay ------------------------------------------------------------------------------------------
-
-  private replay(record: LogRecord): void {
-    const meta = this.meta;
-    const indexDef = this.definition.indexes;
-    let metaSet = false;
-    const decoded = readRecord(this.registry, record, (event, data, header) => {
-      if (!metaSet) {
-        meta.lsn = record.lsn;
-        meta.nowMs = header.nowMs;
-        metaSet = true;
-      }
-      event.apply(this.state, data, meta);
-      if (indexDef) indexDef.onEvent(this.indexes, { type: event.name, data } as never, this.state, meta);
-    });
-    this.lsnApplied = record.lsn;
-    if (!decoded) return;
-    const { header, command, result } = decoded;
-    if (header.nowMs > this.lastNowMs) this.lastNowMs = header.nowMs;
-    if (header.key !== '') {
-      this.idempotency.record(header.key, {
-        lsn: record.lsn,
-        nowMs: header.nowMs,
-        fingerprintA: header.fingerprintA,
-        fingerprintB: header.fingerprintB,
-        commandId: command.id,
-        result: command.resultCodec.decode(result, record.version),
-      });
-    }
-  }
-
   // ---- lifecycle ---------------------------------------------------------------------------------------
 
   /** Stops accepting commands, makes everything recorded durable, resolves the waiters and closes the log. */
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    await this.snapshots.close();
     await this.writer.close();
     if (this.failure) throw this.failure;
   }

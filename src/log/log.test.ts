@@ -287,3 +287,26 @@ test('truncate helper sanity: a zero-length segment file is an interrupted creat
   const result = await scanLog(fs, dir, {});
   assert.equal(result.tornTails[0].deleteFile, true);
 });
+
+test('records buffered while a flush rolls the segment over start the new segment (named by their first LSN)', async () => {
+  const dir = await tempDir();
+  const { writer } = await openLog({
+    fs,
+    dir,
+    policy: { kind: 'immediate' },
+    segmentBytesMax: 4096,
+    onRecord: () => {},
+    writer: { onDurable: () => {}, onFailure: () => {} },
+  });
+  // One synchronous burst: the first 64 KiB go to disk eagerly while the rest is still being buffered.
+  for (let i = 0; i < 3000; i++) {
+    writer.beginRecord(7, 1, 0).string(`burst-${i}-${'y'.repeat(i % 50)}`);
+    writer.endRecord();
+  }
+  await writer.sync();
+  await writer.close();
+  assert.equal(writer.failure, undefined);
+  const scanned = await scanLog(fs, dir, {});
+  assert.equal(scanned.lastLsn, 3000);
+  for (const segment of scanned.segments) assert.equal(Number(segment.name.slice(4, 24)), segment.baseLsn);
+});

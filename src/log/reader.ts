@@ -61,8 +61,14 @@ export interface ScanResult {
 }
 
 export interface ScanOptions {
-  /** Only records with lsn > afterLsn are handed to onRecord (they are still verified). */
+  /**
+   * Only records with lsn > afterLsn are handed to onRecord. Segments wholly at or below it are skipped
+   * unread (a snapshot covers them) unless `verifyAll`.
+   */
   afterLsn?: number;
+  /** Stop once this LSN is reached (building a snapshot at it while the log keeps growing). */
+  untilLsn?: number;
+  verifyAll?: boolean;
   onRecord?: (record: LogRecord) => void;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
@@ -92,21 +98,30 @@ export async function listSegments(
  */
 export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions = {}): Promise<ScanResult> {
   const afterLsn = options.afterLsn ?? 0;
+  const untilLsn = options.untilLsn ?? Number.POSITIVE_INFINITY;
   const entries = await listSegments(fs, dir);
-  const contents: Buffer[] = [];
-  let bytesTotal = 0;
-  for (const entry of entries) {
-    const content = Buffer.from(await fs.readFile(path.join(dir, entry.name)));
-    contents.push(content);
-    bytesTotal += content.length;
-  }
   const result: ScanResult = { segments: [], firstLsn: 1, lastLsn: 0, chain: 0, epoch: 0, tornTails: [] };
+  const sizes = options.onProgress
+    ? await Promise.all(entries.map((e) => fileSize(fs, path.join(dir, e.name))))
+    : [];
+  const bytesTotal = sizes.reduce((a, b) => a + b, 0);
   let bytesDone = 0;
   let expectedChain: number | undefined;
+  if (entries.length > 0) {
+    result.firstLsn = entries[0].baseLsn;
+    result.lastLsn = entries[0].baseLsn - 1;
+  }
   for (let i = 0; i < entries.length; i++) {
     const file = path.join(dir, entries[i].name);
-    const buf = contents[i];
     const isLast = i === entries.length - 1;
+    // A segment wholly covered by the snapshot need not be read: its last LSN is the next one's base - 1.
+    if (!isLast && entries[i + 1].baseLsn - 1 <= afterLsn && options.verifyAll !== true) {
+      result.lastLsn = entries[i + 1].baseLsn - 1;
+      expectedChain = undefined;
+      bytesDone += sizes[i] ?? 0;
+      continue;
+    }
+    const buf = Buffer.from(await fs.readFile(file));
     const header = parseSegmentHeader(buf);
     if (!header.ok) {
       if (isLast && buf.length <= SEGMENT_HEADER_BYTES) {
@@ -126,10 +141,7 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
     if (baseLsn !== entries[i].baseLsn) {
       throw corruption(file, 16, `header base LSN ${baseLsn} does not match the file name`);
     }
-    if (i === 0) {
-      result.firstLsn = baseLsn;
-      result.lastLsn = baseLsn - 1;
-    } else if (baseLsn !== result.lastLsn + 1) {
+    if (i > 0 && baseLsn !== result.lastLsn + 1) {
       throw new EngramError(
         'log_gap',
         `log gap: segment ${file} starts at LSN ${baseLsn} but the previous segment ends at LSN ${result.lastLsn}. ` +
@@ -152,23 +164,27 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
       epoch,
       chain,
       afterLsn,
+      untilLsn,
       options.onRecord,
-      result,
     );
     result.segments.push(info);
     result.lastLsn = info.lastLsn;
     result.chain = info.chainEnd;
     result.epoch = epoch;
     expectedChain = info.chainEnd;
+    bytesDone += buf.length;
+    options.onProgress?.(bytesDone, bytesTotal);
+    if (info.lastLsn >= untilLsn) break;
     if (info.committedBytes < buf.length) {
-      const tail = classifyDamage(file, buf, info, contents.slice(i + 1));
-      result.tornTails.push(tail);
+      const later: Buffer[] = [];
+      for (let j = i + 1; j < entries.length; j++)
+        later.push(Buffer.from(await fs.readFile(path.join(dir, entries[j].name))));
+      result.tornTails.push(classifyDamage(file, buf, info, later));
       for (let j = i + 1; j < entries.length; j++) {
-        const later = path.join(dir, entries[j].name);
         result.tornTails.push({
-          file: later,
+          file: path.join(dir, entries[j].name),
           offset: 0,
-          discardedBytes: contents[j].length,
+          discardedBytes: later[j - i - 1].length,
           uncommittedRecords: 0,
           reason: 'segment created after the torn tail holds no committed data',
           deleteFile: true,
@@ -176,11 +192,18 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
       }
       break;
     }
-    bytesDone += buf.length;
-    options.onProgress?.(bytesDone, bytesTotal);
   }
   options.onProgress?.(bytesTotal, bytesTotal);
   return result;
+}
+
+async function fileSize(fs: FileSystem, file: string): Promise<number> {
+  const handle = await fs.open(file, 'read');
+  try {
+    return await handle.size();
+  } finally {
+    await handle.close();
+  }
 }
 
 function corruption(file: string, offset: number, reason: string, lsn?: number): EngramError {
@@ -205,8 +228,8 @@ function scanSegment(
   epoch: number,
   chainStart: number,
   afterLsn: number,
+  untilLsn: number,
   onRecord: ScanOptions['onRecord'],
-  totals: ScanResult,
 ): SegmentInfo {
   const info: SegmentInfo = {
     name,
@@ -228,8 +251,13 @@ function scanSegment(
     if (!parsed.ok) break;
     const frame = parsed.frame;
     if (isCommitMarker(frame)) {
-      if (!commitGroup(buf, frame, group, info, afterLsn, onRecord)) break;
+      if (!commitGroup(buf, frame, group, info, afterLsn, untilLsn, onRecord)) break;
       info.committedBytes = frame.next;
+      if (info.lastLsn >= untilLsn) {
+        // Stopping early: what follows is not examined, so it is not judged torn either.
+        info.committedBytes = buf.length;
+        break;
+      }
     } else {
       const last = group.frames.length > 0 ? group.frames[group.frames.length - 1].lsn : info.lastLsn;
       if (frame.lsn !== last + 1) break;
@@ -237,7 +265,6 @@ function scanSegment(
     }
     offset = frame.next;
   }
-  void totals;
   return info;
 }
 
@@ -247,6 +274,7 @@ function commitGroup(
   group: PendingGroup,
   info: SegmentInfo,
   afterLsn: number,
+  untilLsn: number,
   onRecord: ScanOptions['onRecord'],
 ): boolean {
   const payload = readCommitPayload(buf, marker);
@@ -258,7 +286,7 @@ function commitGroup(
   if (chain !== payload.chain) return false;
   for (const frame of frames) {
     info.recordsByType.set(frame.type, (info.recordsByType.get(frame.type) ?? 0) + 1);
-    if (onRecord && frame.lsn > afterLsn) {
+    if (onRecord && frame.lsn > afterLsn && frame.lsn <= untilLsn) {
       onRecord({
         lsn: frame.lsn,
         type: frame.type,

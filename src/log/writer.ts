@@ -311,7 +311,9 @@ export class LogWriter {
     const old = this.handle;
     this.handle = undefined;
     await old?.close();
-    await this.createSegment(this.nextLsn);
+    // Not nextLsn: records decided during the flush are buffered with LSNs from lsnDurable + 1, and they
+    // are the first ones this segment will hold.
+    await this.createSegment(this.lsnDurable + 1);
   }
 
   private async createSegment(baseLsn: number): Promise<void> {

@@ -1,0 +1,161 @@
+import { assert } from '../errors.ts';
+import type { LogRecord } from '../log/reader.ts';
+import { plainDataCodec } from '../snapshot/plain-data-codec.ts';
+import { BinReader, BinWriter } from '../util/bin.ts';
+import type { AnyEventDefs, ApplyMeta, StoreDefinition } from './definition.ts';
+import { DEFAULT_IDEMPOTENCY_LIMITS, type IdempotencyLimits, IdempotencyWindow } from './idempotency.ts';
+import { readRecord } from './record.ts';
+import type { Registry } from './registry.ts';
+import { hashState } from './state-hash.ts';
+
+type AnyDefinition = StoreDefinition<any, AnyEventDefs<any>, any, any>;
+
+/**
+ * The state a log materialises: application state, its indexes, the idempotency window and the position
+ * (LSN, record time). The live store, recovery, the snapshot builder and (later) replicas all use this one
+ * class, so there is exactly one definition of "apply a record".
+ */
+export class MaterializedState<S, I> {
+  state: S;
+  indexes: I;
+  readonly idempotency: IdempotencyWindow;
+  lsnApplied = 0;
+  lastNowMs = 0;
+  private readonly meta: ApplyMeta = { lsn: 0, nowMs: 0 };
+
+  constructor(
+    readonly definition: AnyDefinition,
+    readonly registry: Registry,
+    limits: Partial<IdempotencyLimits> = {},
+    initialState: S = definition.initialState(),
+  ) {
+    this.state = initialState;
+    this.indexes = (definition.indexes ? definition.indexes.build(this.state) : undefined) as I;
+    this.idempotency = new IdempotencyWindow({ ...DEFAULT_IDEMPOTENCY_LIMITS, ...limits });
+  }
+
+  /** Applies decided events live. Throws if an apply throws (the caller must stop: state is half-changed). */
+  applyEvents(events: readonly { type: string; data: unknown }[], lsn: number, nowMs: number): void {
+    const meta = this.meta;
+    meta.lsn = lsn;
+    meta.nowMs = nowMs;
+    const indexDef = this.definition.indexes;
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i];
+      this.registry.eventsByName.get(event.type)!.apply(this.state, event.data, meta);
+      if (indexDef) indexDef.onEvent(this.indexes, event, this.state, meta);
+    }
+    this.lsnApplied = lsn;
+    if (nowMs > this.lastNowMs) this.lastNowMs = nowMs;
+  }
+
+  /** Applies one committed record from the log (recovery, snapshot building, replicas). */
+  replay(record: LogRecord): void {
+    assert(
+      record.lsn === this.lsnApplied + 1,
+      `replay out of order: LSN ${record.lsn} after ${this.lsnApplied}`,
+    );
+    const meta = this.meta;
+    const indexDef = this.definition.indexes;
+    let metaSet = false;
+    const decoded = readRecord(this.registry, record, (event, data, header) => {
+      if (!metaSet) {
+        meta.lsn = record.lsn;
+        meta.nowMs = header.nowMs;
+        metaSet = true;
+      }
+      event.apply(this.state, data, meta);
+      if (indexDef) indexDef.onEvent(this.indexes, { type: event.name, data }, this.state, meta);
+    });
+    this.lsnApplied = record.lsn;
+    if (!decoded) return;
+    const { header, command, result } = decoded;
+    if (header.nowMs > this.lastNowMs) this.lastNowMs = header.nowMs;
+    if (header.key !== '') {
+      this.idempotency.record(header.key, {
+        lsn: record.lsn,
+        nowMs: header.nowMs,
+        fingerprintA: header.fingerprintA,
+        fingerprintB: header.fingerprintB,
+        commandId: command.id,
+        result: command.resultCodec.decode(result, record.version),
+      });
+    }
+  }
+
+  /** Canonical hash of the state and the idempotency window (indexes are derived, so excluded). */
+  stateHash(): string {
+    const window = [...this.idempotency.entries].map(([key, e]) => [
+      key,
+      e.lsn,
+      e.nowMs,
+      e.fingerprintA,
+      e.fingerprintB,
+      e.commandId,
+      this.encodedResult(e.commandId, e.result),
+    ]);
+    return hashState([this.state, window]);
+  }
+
+  private encodedResult(commandId: number, result: unknown): string {
+    const w = new BinWriter(64);
+    this.registry.commandsById.get(commandId)!.resultCodec.encode(result, w);
+    return w.buf.toString('base64', 0, w.pos);
+  }
+
+  /** The snapshot payload: definition name, record time, idempotency window, state. */
+  encodeImage(): Buffer {
+    const w = new BinWriter(1024 * 1024);
+    w.string(this.definition.name);
+    w.f64(this.lastNowMs);
+    w.u32(this.idempotency.size);
+    for (const [key, e] of this.idempotency.entries) {
+      w.string(key);
+      w.f64(e.lsn);
+      w.f64(e.nowMs);
+      w.u32(e.fingerprintA);
+      w.u32(e.fingerprintB);
+      w.u16(e.commandId);
+      this.registry.commandsById.get(e.commandId)!.resultCodec.encode(e.result, w);
+    }
+    (this.definition.stateCodec ?? plainDataCodec).encode(this.state, w);
+    return w.buf.subarray(0, w.pos);
+  }
+
+  /** Rebuilds the state a snapshot image holds, at `lsn`; indexes are rebuilt from the state. */
+  static fromImage<S, I>(
+    definition: AnyDefinition,
+    registry: Registry,
+    limits: Partial<IdempotencyLimits>,
+    payload: Buffer,
+    lsn: number,
+  ): MaterializedState<S, I> {
+    const r = new BinReader(payload);
+    const name = r.string();
+    if (name !== definition.name) {
+      throw new Error(`snapshot holds a '${name}' store, not '${definition.name}'`);
+    }
+    const lastNowMs = r.f64();
+    const windowSize = r.u32();
+    const entries: [string, Parameters<IdempotencyWindow['record']>[1]][] = [];
+    for (let i = 0; i < windowSize; i++) {
+      const key = r.string();
+      const entryLsn = r.f64();
+      const nowMs = r.f64();
+      const fingerprintA = r.u32();
+      const fingerprintB = r.u32();
+      const commandId = r.u16();
+      const command = registry.commandsById.get(commandId);
+      if (!command) throw new Error(`snapshot window entry for unknown command type ${commandId}`);
+      const result = command.resultCodec.decode(r, command.version);
+      entries.push([key, { lsn: entryLsn, nowMs, fingerprintA, fingerprintB, commandId, result }]);
+    }
+    const state = (definition.stateCodec ?? plainDataCodec).decode(r, 1) as S;
+    if (r.remaining !== 0) throw new Error(`snapshot payload has ${r.remaining} unread bytes`);
+    const materialized = new MaterializedState<S, I>(definition, registry, limits, state);
+    for (const [key, entry] of entries) materialized.idempotency.entries.set(key, entry);
+    materialized.lsnApplied = lsn;
+    materialized.lastNowMs = lastNowMs;
+    return materialized;
+  }
+}

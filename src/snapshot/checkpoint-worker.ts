@@ -1,0 +1,38 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { NodeFileSystem } from '../storage/node-file-system.ts';
+import { buildSnapshot } from './build.ts';
+
+/**
+ * Worker-thread entry: builds one snapshot off the event loop of the store. The definition is imported
+ * from its module (functions cannot cross threads), so a store that wants non-blocking snapshots names
+ * the module and export its definition lives in.
+ */
+export interface CheckpointJob {
+  module: string;
+  exportName: string;
+  dataDir: string;
+  targetLsn: number;
+  keep: number;
+  idempotency: Record<string, number>;
+}
+
+const job = workerData as CheckpointJob;
+try {
+  const imported = await import(job.module);
+  const definition = imported[job.exportName];
+  if (!definition || typeof definition.initialState !== 'function') {
+    throw new Error(`module ${job.module} has no store definition exported as '${job.exportName}'`);
+  }
+  const built = await buildSnapshot({
+    fs: new NodeFileSystem(),
+    dataDir: job.dataDir,
+    definition,
+    targetLsn: job.targetLsn,
+    keep: job.keep,
+    idempotency: job.idempotency,
+  });
+  parentPort!.postMessage({ ok: true, built });
+} catch (error) {
+  const e = error as Error & { code?: string; details?: unknown };
+  parentPort!.postMessage({ ok: false, error: { message: e.message, code: e.code, details: e.details } });
+}

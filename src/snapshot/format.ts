@@ -1,0 +1,42 @@
+/**
+ * The on-disk format of an Engram snapshot file (`snap-<lsn, 20 digits>.snap`), little-endian:
+ *
+ * Header (SNAPSHOT_HEADER_BYTES = 64):
+ *   0  8  magic "ENGRAMSN"
+ *   8  4  format version (SNAPSHOT_FORMAT_VERSION)
+ *  12  4  engine version (ENGINE_VERSION: major * 65536 + minor)
+ *  16  8  snapshot LSN: the state is exactly the result of applying records 1..LSN
+ *  24  8  created at (ms since the epoch, f64)
+ *  32  8  state hash (hashState of [state, idempotency window], 16 hex digits as 8 bytes)
+ *  40  8  log chain value at LSN (u32) + reserved (u32, 0)
+ *  48  12 reserved, 0
+ *  60  4  CRC-32C of bytes [0, 60)
+ * Chunks, each: u32 length (1..SNAPSHOT_CHUNK_BYTES_MAX), u32 CRC-32C of the bytes, the bytes.
+ * End marker: u32 0.
+ * Footer (SNAPSHOT_FOOTER_BYTES = 24): magic "ENGRAMSE" (8), u64 chunk count (8), u32 payload bytes
+ *   modulo 2^32 (4), CRC-32C of the footer's first 20 bytes (4).
+ *
+ * The payload (the chunks concatenated) is: the definition name (string), the last record time (f64),
+ * the idempotency window, then the state in the definition's `stateCodec`.
+ */
+export const SNAPSHOT_MAGIC = Buffer.from('ENGRAMSN', 'latin1');
+export const SNAPSHOT_FOOTER_MAGIC = Buffer.from('ENGRAMSE', 'latin1');
+export const SNAPSHOT_FORMAT_VERSION = 1;
+export const ENGINE_VERSION = (0 << 16) | 1;
+export const SNAPSHOT_HEADER_BYTES = 64;
+export const SNAPSHOT_FOOTER_BYTES = 24;
+export const SNAPSHOT_CHUNK_BYTES_MAX = 4 * 1024 * 1024;
+
+const PREFIX = 'snap-';
+const SUFFIX = '.snap';
+export const SNAPSHOT_TEMP_SUFFIX = '.tmp';
+
+export function snapshotName(lsn: number): string {
+  return `${PREFIX}${String(lsn).padStart(20, '0')}${SUFFIX}`;
+}
+
+export function parseSnapshotName(name: string): number | undefined {
+  if (!name.startsWith(PREFIX) || !name.endsWith(SUFFIX)) return undefined;
+  const digits = name.slice(PREFIX.length, -SUFFIX.length);
+  return /^\d{20}$/.test(digits) ? Number(digits) : undefined;
+}

@@ -1,0 +1,165 @@
+import * as path from 'node:path';
+import { EngramError } from '../errors.ts';
+import { crc32c } from '../log/crc32c.ts';
+import type { FileSystem } from '../storage/file-system.ts';
+import { readU64 } from '../util/bin.ts';
+import {
+  ENGINE_VERSION,
+  SNAPSHOT_CHUNK_BYTES_MAX,
+  SNAPSHOT_FOOTER_BYTES,
+  SNAPSHOT_FOOTER_MAGIC,
+  SNAPSHOT_FORMAT_VERSION,
+  SNAPSHOT_HEADER_BYTES,
+  SNAPSHOT_MAGIC,
+  SNAPSHOT_TEMP_SUFFIX,
+  snapshotName,
+} from './format.ts';
+
+export interface SnapshotHeader {
+  formatVersion: number;
+  engineVersion: number;
+  lsn: number;
+  createdAtMs: number;
+  stateHash: string;
+  chain: number;
+}
+
+function writeU64(buf: Buffer, value: number, offset: number): void {
+  buf.writeUInt32LE(value >>> 0, offset);
+  buf.writeUInt32LE(Math.floor(value / 0x1_0000_0000), offset + 4);
+}
+
+export function encodeSnapshotHeader(
+  header: Omit<SnapshotHeader, 'formatVersion' | 'engineVersion'>,
+): Buffer {
+  const buf = Buffer.alloc(SNAPSHOT_HEADER_BYTES);
+  SNAPSHOT_MAGIC.copy(buf, 0);
+  buf.writeUInt32LE(SNAPSHOT_FORMAT_VERSION, 8);
+  buf.writeUInt32LE(ENGINE_VERSION, 12);
+  writeU64(buf, header.lsn, 16);
+  buf.writeDoubleLE(header.createdAtMs, 24);
+  Buffer.from(header.stateHash, 'hex').copy(buf, 32, 0, 8);
+  buf.writeUInt32LE(header.chain, 40);
+  buf.writeUInt32LE(crc32c(buf, 0, 60), 60);
+  return buf;
+}
+
+export function parseSnapshotHeader(
+  buf: Buffer,
+): { ok: true; header: SnapshotHeader } | { ok: false; reason: string } {
+  if (buf.length < SNAPSHOT_HEADER_BYTES) return { ok: false, reason: 'file shorter than a snapshot header' };
+  if (!buf.subarray(0, 8).equals(SNAPSHOT_MAGIC))
+    return { ok: false, reason: 'bad magic (not an Engram snapshot)' };
+  if (crc32c(buf, 0, 60) !== buf.readUInt32LE(60)) return { ok: false, reason: 'header checksum mismatch' };
+  const formatVersion = buf.readUInt32LE(8);
+  if (formatVersion !== SNAPSHOT_FORMAT_VERSION) {
+    return { ok: false, reason: `unsupported snapshot format version ${formatVersion}` };
+  }
+  return {
+    ok: true,
+    header: {
+      formatVersion,
+      engineVersion: buf.readUInt32LE(12),
+      lsn: readU64(buf, 16),
+      createdAtMs: buf.readDoubleLE(24),
+      stateHash: buf.subarray(32, 40).toString('hex'),
+      chain: buf.readUInt32LE(40),
+    },
+  };
+}
+
+/**
+ * Writes a snapshot crash-safely: to a temp file, fdatasync, rename over the final name, fsync the
+ * directory. A crash at any point leaves either no snapshot or a complete, verified one under the name.
+ */
+export async function writeSnapshotFile(
+  fs: FileSystem,
+  dir: string,
+  header: Omit<SnapshotHeader, 'formatVersion' | 'engineVersion'>,
+  payload: Buffer,
+): Promise<{ file: string; bytes: number }> {
+  await fs.mkdirp(dir);
+  const file = path.join(dir, snapshotName(header.lsn));
+  const temp = `${file}${SNAPSHOT_TEMP_SUFFIX}`;
+  if (await fs.exists(temp)) await fs.unlink(temp);
+  const handle = await fs.open(temp, 'create');
+  let position = 0;
+  let chunks = 0;
+  try {
+    const head = encodeSnapshotHeader(header);
+    await handle.write(head, 0, head.length, position);
+    position += head.length;
+    const chunkHeader = Buffer.alloc(8);
+    for (let offset = 0; offset < payload.length; offset += SNAPSHOT_CHUNK_BYTES_MAX) {
+      const end = Math.min(payload.length, offset + SNAPSHOT_CHUNK_BYTES_MAX);
+      chunkHeader.writeUInt32LE(end - offset, 0);
+      chunkHeader.writeUInt32LE(crc32c(payload, offset, end), 4);
+      await handle.write(chunkHeader, 0, 8, position);
+      await handle.write(payload, offset, end - offset, position + 8);
+      position += 8 + end - offset;
+      chunks++;
+    }
+    const tail = Buffer.alloc(4 + SNAPSHOT_FOOTER_BYTES);
+    SNAPSHOT_FOOTER_MAGIC.copy(tail, 4);
+    writeU64(tail, chunks, 12);
+    tail.writeUInt32LE(payload.length >>> 0, 20);
+    tail.writeUInt32LE(crc32c(tail, 4, 24), 24);
+    await handle.write(tail, 0, tail.length, position);
+    position += tail.length;
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(temp, file);
+  await fs.syncDir(dir);
+  return { file, bytes: position };
+}
+
+export interface LoadedSnapshot {
+  file: string;
+  header: SnapshotHeader;
+  payload: Buffer;
+  fileBytes: number;
+}
+
+/** Reads and verifies a whole snapshot file; throws EngramError('snapshot_invalid') naming what is wrong. */
+export async function readSnapshotFile(fs: FileSystem, file: string): Promise<LoadedSnapshot> {
+  const buf = Buffer.from(await fs.readFile(file));
+  const invalid = (reason: string, offset: number) =>
+    new EngramError('snapshot_invalid', `snapshot ${file} is invalid at offset ${offset}: ${reason}`, {
+      file,
+      offset,
+    });
+  const parsed = parseSnapshotHeader(buf);
+  if (!parsed.ok) throw invalid(parsed.reason, 0);
+  const parts: Buffer[] = [];
+  let offset = SNAPSHOT_HEADER_BYTES;
+  let total = 0;
+  while (true) {
+    if (offset + 4 > buf.length)
+      throw invalid('file ends inside the chunk list (incomplete snapshot)', offset);
+    const length = buf.readUInt32LE(offset);
+    if (length === 0) break;
+    if (length > SNAPSHOT_CHUNK_BYTES_MAX || offset + 8 + length > buf.length) {
+      throw invalid(`chunk length ${length} is impossible or runs past the end`, offset);
+    }
+    if (crc32c(buf, offset + 8, offset + 8 + length) !== buf.readUInt32LE(offset + 4)) {
+      throw invalid('chunk checksum mismatch', offset);
+    }
+    parts.push(buf.subarray(offset + 8, offset + 8 + length));
+    total += length;
+    offset += 8 + length;
+  }
+  const footer = offset + 4;
+  if (footer + SNAPSHOT_FOOTER_BYTES !== buf.length)
+    throw invalid('footer missing or trailing bytes', footer);
+  if (!buf.subarray(footer, footer + 8).equals(SNAPSHOT_FOOTER_MAGIC))
+    throw invalid('bad footer magic', footer);
+  if (crc32c(buf, footer, footer + 20) !== buf.readUInt32LE(footer + 20))
+    throw invalid('footer checksum mismatch', footer);
+  if (readU64(buf, footer + 8) !== parts.length || buf.readUInt32LE(footer + 16) !== total >>> 0) {
+    throw invalid('footer does not match the chunks', footer);
+  }
+  const payload = parts.length === 1 ? parts[0] : Buffer.concat(parts, total);
+  return { file, header: parsed.header, payload, fileBytes: buf.length };
+}

@@ -1,0 +1,209 @@
+import assert from 'node:assert/strict';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import { Store } from '../engine/store.ts';
+import { bankDefinition } from '../engine/testing/bank.ts';
+import type { EngramError } from '../errors.ts';
+import { NodeFileSystem } from '../storage/node-file-system.ts';
+import { readSnapshotFile } from './snapshot-file.ts';
+
+const dirs: string[] = [];
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'engram-snap-'));
+  dirs.push(dir);
+  return dir;
+}
+after(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function deposits(store: Store<any, any, any, any>, from: number, count: number): Promise<void> {
+  const pending = [];
+  for (let i = from; i < from + count; i++) {
+    pending.push(store.execute('deposit', { id: `d${i}`, account: `acct${i % 7}`, amount: 1 + (i % 13) }));
+  }
+  await Promise.all(pending);
+}
+
+const snapshotFiles = async (dir: string) =>
+  (await readdir(path.join(dir, 'snapshots'))).filter((n) => n.endsWith('.snap')).sort();
+const segmentFiles = async (dir: string) =>
+  (await readdir(path.join(dir, 'wal'))).filter((n) => n.endsWith('.log')).sort();
+
+test('a snapshot is the state at exactly its LSN, while writes keep flowing; restart loads it and replays the tail', async () => {
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, { dir, segmentBytesMax: 4096 });
+  await deposits(store, 0, 500);
+  await store.sync();
+  const hashAtSnapshot = store.stateHash();
+  const lsnAtSnapshot = store.lsnDurable;
+  const snapshotting = store.snapshot();
+  await deposits(store, 500, 300); // these land after the snapshot LSN while it is being built
+  const built = await snapshotting;
+  assert.equal(built.lsn, lsnAtSnapshot);
+  assert.equal(built.stateHash, hashAtSnapshot);
+  const header = (await readSnapshotFile(new NodeFileSystem(), built.file)).header;
+  assert.equal(header.lsn, lsnAtSnapshot);
+  assert.equal(header.stateHash, hashAtSnapshot);
+  const finalHash = store.stateHash();
+  await store.close();
+  const reopened = await Store.open(bankDefinition, { dir });
+  assert.equal(reopened.recovery.snapshot?.lsn, lsnAtSnapshot);
+  assert.equal(reopened.recovery.recordsReplayed, 300);
+  assert.equal(reopened.stateHash(), finalHash);
+  await reopened.close();
+});
+
+test('the idempotency window and the indexes survive a restart from a snapshot whose log was compacted', async () => {
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, { dir, segmentBytesMax: 1024 });
+  const first = await store.execute('deposit', { id: 'keep-me', account: 'z', amount: 5 });
+  await store.execute('transfer', { from: 'z', to: 'y', amount: 5 });
+  await deposits(store, 0, 200);
+  const built = await store.snapshot();
+  assert.ok(built.lsn > 0);
+  await store.close();
+  const segments = await segmentFiles(dir);
+  assert.ok(Number(segments[0].slice(4, 24)) > 1, 'segments below the snapshot were deleted');
+  const reopened = await Store.open(bankDefinition, { dir });
+  assert.equal(reopened.recovery.recordsReplayed, 0);
+  assert.deepEqual(await reopened.execute('deposit', { id: 'keep-me', account: 'z', amount: 5 }), first);
+  await assert.rejects(
+    reopened.execute('deposit', { id: 'keep-me', account: 'z', amount: 6 }),
+    (e: EngramError) => e.code === 'idempotency_conflict',
+  );
+  assert.ok(
+    reopened.readStale((_s, ix) => ix.empty.has('z')),
+    'index rebuilt from the snapshot state',
+  );
+  await reopened.close();
+});
+
+test('a damaged newest snapshot falls back to the previous one and says so; state is still exact', async () => {
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, {
+    dir,
+    snapshots: { keep: 3, everyMs: 3_600_000, everyLogBytes: 1 << 30 },
+  });
+  await deposits(store, 0, 50);
+  const older = await store.snapshot();
+  await deposits(store, 50, 50);
+  const newer = await store.snapshot();
+  await deposits(store, 100, 10);
+  const hash = store.stateHash();
+  await store.close();
+  const content = await readFile(newer.file);
+  content[content.length >> 1] ^= 0x20;
+  await writeFile(newer.file, content);
+  const reopened = await Store.open(bankDefinition, { dir });
+  assert.equal(reopened.recovery.snapshot?.lsn, older.lsn);
+  assert.equal(reopened.recovery.snapshotFallbacks.length, 1);
+  assert.match(reopened.recovery.snapshotFallbacks[0].reason, /checksum mismatch/);
+  assert.equal(reopened.stateHash(), hash);
+  await reopened.close();
+});
+
+test('no usable snapshot and a log that no longer reaches back is a clear refusal, not an empty store', async () => {
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, { dir, segmentBytesMax: 1024 });
+  await deposits(store, 0, 200);
+  const built = await store.snapshot();
+  await store.close();
+  await rm(built.file);
+  await assert.rejects(Store.open(bankDefinition, { dir }), (e: EngramError) => {
+    assert.equal(e.code, 'log_gap');
+    assert.match(e.message, /no usable snapshot/);
+    return true;
+  });
+});
+
+test('compaction keeps the disk footprint bounded under a steady write load', async () => {
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, {
+    dir,
+    segmentBytesMax: 2048,
+    snapshots: { everyLogBytes: 8192, everyMs: 3_600_000, keep: 2 },
+  });
+  const counts: number[] = [];
+  for (let round = 0; round < 12; round++) {
+    await deposits(store, round * 100, 100);
+    await store.snapshot();
+    counts.push((await segmentFiles(dir)).length);
+  }
+  await store.close();
+  assert.ok(
+    Math.max(...counts.slice(4)) <= Math.max(...counts.slice(0, 4)) + 2,
+    `segments per round: ${counts}`,
+  );
+  assert.ok((await snapshotFiles(dir)).length <= 2);
+  const reopened = await Store.open(bankDefinition, { dir });
+  assert.equal(
+    reopened.readStale((s) => [...s.balances.values()].reduce((a, b) => a + b, 0)),
+    expectedTotal(1200),
+  );
+  await reopened.close();
+});
+
+function expectedTotal(count: number): number {
+  let total = 0;
+  for (let i = 0; i < count; i++) total += 1 + (i % 13);
+  return total;
+}
+
+test('automatic snapshots trigger on log bytes', async () => {
+  const dir = await tempDir();
+  let snapshots = 0;
+  const store = await Store.open(bankDefinition, {
+    dir,
+    snapshots: { everyLogBytes: 4096, everyMs: 3_600_000 },
+    observer: { onSnapshot: () => snapshots++ },
+  });
+  await deposits(store, 0, 300);
+  for (let i = 0; i < 50 && snapshots === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  await store.close();
+  assert.ok(snapshots >= 1);
+});
+
+test('snapshots built in a worker thread match the in-process ones', async () => {
+  const dir = await tempDir();
+  const module = new URL('../engine/testing/bank.ts', import.meta.url).href;
+  const store = await Store.open(bankDefinition, {
+    dir,
+    snapshots: { worker: { module, exportName: 'bankDefinition' }, everyMs: 3_600_000 },
+  });
+  await deposits(store, 0, 100);
+  await store.sync();
+  const hash = store.stateHash();
+  const built = await store.snapshot();
+  assert.equal(built.stateHash, hash);
+  await store.close();
+  const copy = await tempDir();
+  await cp(dir, copy, { recursive: true });
+  const reopened = await Store.open(bankDefinition, { dir: copy });
+  assert.equal(reopened.recovery.snapshot?.lsn, built.lsn);
+  assert.equal(reopened.stateHash(), hash);
+  await reopened.close();
+});
+
+test('a truncated or bit-flipped snapshot file is refused with file and offset', async () => {
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, { dir });
+  await deposits(store, 0, 20);
+  const built = await store.snapshot();
+  await store.close();
+  const fs = new NodeFileSystem();
+  const content = await readFile(built.file);
+  await writeFile(built.file, content.subarray(0, content.length - 10));
+  await assert.rejects(
+    readSnapshotFile(fs, built.file),
+    (e: EngramError) => e.code === 'snapshot_invalid' && e.details.file === built.file,
+  );
+  content[70] ^= 1;
+  await writeFile(built.file, content);
+  await assert.rejects(
+    readSnapshotFile(fs, built.file),
+    (e: EngramError) => e.code === 'snapshot_invalid' && typeof e.details.offset === 'number',
+  );
+});
