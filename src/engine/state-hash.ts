@@ -39,34 +39,55 @@ function set(a: number, b: number): void {
 function hashValue(value: unknown): void {
   switch (typeof value) {
     case 'undefined':
-      return set(0x11, 0x12);
+      set(0x11, 0x12);
+      return;
     case 'boolean':
-      return value ? set(0x21, 0x22) : set(0x31, 0x32);
+      if (value) set(0x21, 0x22);
+      else set(0x31, 0x32);
+      return;
     case 'number':
       f64[0] = value === 0 ? 0 : value;
-      return set(u32[0] ^ 0x4e4e4e4e, u32[1] ^ 0x27d4eb2f);
+      set(u32[0] ^ 0x4e4e4e4e, u32[1] ^ 0x27d4eb2f);
+      return;
     case 'bigint':
-      return set(fingerprintA(`b${value}`), fingerprintB(`b${value}`));
+      set(fingerprintA(`b${value}`), fingerprintB(`b${value}`));
+      return;
     case 'string':
-      return set(fingerprintA(value) ^ 0x5a5a, fingerprintB(value));
+      set(fingerprintA(value) ^ 0x5a5a, fingerprintB(value));
+      return;
     case 'object':
-      return hashObject(value);
+      hashObject(value);
+      return;
     default:
       throw new TypeError(`state holds a ${typeof value}; state must be plain data`);
   }
 }
 
 function hashObject(value: object | null): void {
-  if (value === null) return set(0x61, 0x62);
-  if (Array.isArray(value)) return hashOrdered(value, 0x71);
+  if (value === null) {
+    set(0x61, 0x62);
+    return;
+  }
+  if (Array.isArray(value)) {
+    hashOrdered(value, 0x71);
+    return;
+  }
   if (ArrayBuffer.isView(value)) {
     const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-    return hashOrdered(Array.from(bytes), 0x72);
+    hashOrdered(Array.from(bytes), 0x72);
+    return;
   }
-  if (value instanceof Map) return hashUnordered(value.entries(), value.size, 0x81);
-  if (value instanceof Set) return hashSet(value);
+  if (value instanceof Map) {
+    hashUnordered(value.entries(), value.size, 0x81);
+    return;
+  }
+  if (value instanceof Set) {
+    hashSet(value);
+    return;
+  }
   const entries = Object.entries(value);
-  return hashUnordered(entries.values(), entries.length, 0x91);
+  hashUnordered(entries.values(), entries.length, 0x91);
+  return;
 }
 
 function hashOrdered(items: readonly unknown[], tag: number): void {

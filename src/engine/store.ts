@@ -1,4 +1,3 @@
-import * as path from 'node:path';
 import { AssertionFailure, assert, EngramError, invalidArgument, OverloadedError } from '../errors.ts';
 import type { FlushPolicy } from '../log/flush-policy.ts';
 import { DEFAULT_MEMORY_FLUSH_INTERVAL_MS } from '../log/flush-policy.ts';
@@ -14,7 +13,6 @@ import { type AckPoint, strongest } from './ack-point.ts';
 import { DecideContextImpl } from './decide-context.ts';
 import {
   type AnyEventDefs,
-  type ApplyMeta,
   type CommandInput,
   CommandRejected,
   type CommandResult,

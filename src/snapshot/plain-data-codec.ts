@@ -26,31 +26,41 @@ enum Tag {
 function encodeValue(value: unknown, w: BinWriter): void {
   switch (typeof value) {
     case 'undefined':
-      return w.u8(Tag.Undefined);
+      w.u8(Tag.Undefined);
+      return;
     case 'boolean':
-      return w.u8(value ? Tag.True : Tag.False);
+      w.u8(value ? Tag.True : Tag.False);
+      return;
     case 'number':
       if ((value | 0) === value && !Object.is(value, -0)) {
         w.u8(Tag.Int32);
-        return w.i32(value);
+        w.i32(value);
+        return;
       }
       w.u8(Tag.Float64);
-      return w.f64(value);
+      w.f64(value);
+      return;
     case 'string':
       w.u8(Tag.String);
-      return w.string(value);
+      w.string(value);
+      return;
     case 'bigint':
       w.u8(Tag.BigInt);
-      return w.string(value.toString());
+      w.string(value.toString());
+      return;
     case 'object':
-      return encodeObject(value, w);
+      encodeObject(value, w);
+      return;
     default:
       throw invalidArgument(`state holds a ${typeof value}; snapshots encode plain data only`);
   }
 }
 
 function encodeObject(value: object | null, w: BinWriter): void {
-  if (value === null) return w.u8(Tag.Null);
+  if (value === null) {
+    w.u8(Tag.Null);
+    return;
+  }
   if (Array.isArray(value)) {
     w.u8(Tag.Array);
     w.varuint(value.length);
@@ -59,7 +69,8 @@ function encodeObject(value: object | null, w: BinWriter): void {
   }
   if (value instanceof Uint8Array) {
     w.u8(Tag.Bytes);
-    return w.bytes(value);
+    w.bytes(value);
+    return;
   }
   if (value instanceof Map) {
     w.u8(Tag.Map);
