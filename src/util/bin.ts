@@ -77,12 +77,23 @@ export class BinWriter {
 
   /** UTF-8 string prefixed with its byte length (varuint). */
   string(value: string): void {
-    if (value.length < 0x80 && isAscii(value)) {
-      this.ensure(1 + value.length);
-      this.buf[this.pos++] = value.length;
-      this.buf.write(value, this.pos, 'latin1');
-      this.pos += value.length;
-      return;
+    const length = value.length;
+    if (length < SHORT_STRING_MAX) {
+      // Short strings (ids, keys) are written by a JS loop: cheaper than a call into C++ per string.
+      this.ensure(1 + length);
+      const buf = this.buf;
+      const start = this.pos + 1;
+      let i = 0;
+      for (; i < length; i++) {
+        const code = value.charCodeAt(i);
+        if (code > 0x7f) break;
+        buf[start + i] = code;
+      }
+      if (i === length) {
+        buf[this.pos] = length;
+        this.pos = start + length;
+        return;
+      }
     }
     const byteLength = Buffer.byteLength(value, 'utf8');
     this.varuint(byteLength);
@@ -113,10 +124,8 @@ export class BinWriter {
   }
 }
 
-function isAscii(value: string): boolean {
-  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 0x7f) return false;
-  return true;
-}
+/** Strings shorter than this are tried as ASCII with a one-byte length prefix. */
+const SHORT_STRING_MAX = 64;
 
 export class BinReader {
   pos: number;
