@@ -2,6 +2,9 @@ import type { Codec } from '../../src/engine/codec.ts';
 import { CommandRejected, defineCommands, defineEvents, defineStore } from '../../src/engine/definition.ts';
 import type { BinReader, BinWriter } from '../../src/util/bin.ts';
 import { ExpiryQueue } from './expiry-queue.ts';
+import { type Reservation, ReservationTable } from './reservation-table.ts';
+import { gateStateCodec } from './state-codec.ts';
+import { STATUS_NAMES, Status, type StatusName } from './status.ts';
 
 /**
  * balance-gate's state machine: merchant balances, reservations (holds) and their lifecycle.
@@ -11,6 +14,8 @@ import { ExpiryQueue } from './expiry-queue.ts';
  */
 export interface Merchant {
   id: string;
+  /** Position in `GateState.merchantList`: how reservations refer to their merchant. */
+  index: number;
   credited: number;
   available: number;
   held: number;
@@ -19,45 +24,14 @@ export interface Merchant {
   nextSequence: number;
 }
 
-export enum Status {
-  Held = 0,
-  Captured = 1,
-  Released = 2,
-  Expired = 3,
-  Rejected = 4,
-}
-
-export const STATUS_NAMES = ['held', 'captured', 'released', 'expired', 'rejected'] as const;
-export type StatusName = (typeof STATUS_NAMES)[number];
-
-/**
- * A reservation is also its own idempotency record: a retry of `reserve` is answered from these fields,
- * so the decision's response (merchant balances right after it, LSN) is kept here rather than in the
- * engine's idempotency window. That keeps one map entry per hold instead of two, and no copy of the body.
- */
-export interface Reservation {
-  id: string;
-  merchantId: string;
-  amount: number;
-  status: Status;
-  /** Payout sequence of an approved hold; 0 for a rejected reservation. */
-  sequence: number;
-  /** When an unresolved hold expires (record time, ms); 0 for none. */
-  expiresAtMs: number;
-  /** The ttl_ms the request asked for (0: none): part of the request's identity for retries. */
-  ttlMs: number;
-  /** LSN of the decision. */
-  lsn: number;
-  /** The merchant's balances right after the decision, as the response showed them. */
-  availableAfter: number;
-  heldAfter: number;
-  capturedAfter: number;
-  creditedAfter: number;
-}
+export { type Reservation, ReservationTable } from './reservation-table.ts';
+export { STATUS_NAMES, Status, type StatusName } from './status.ts';
 
 export interface GateState {
   merchants: Map<string, Merchant>;
-  reservations: Map<string, Reservation>;
+  /** Merchants in creation order (index = Merchant.index). */
+  merchantList: Merchant[];
+  reservations: ReservationTable;
 }
 
 export interface GateIndexes {
@@ -65,7 +39,16 @@ export interface GateIndexes {
   expiry: ExpiryQueue;
 }
 
-/** The merchant as the API shows it. */
+/** An empty state; `merchantList` and the table share the merchant index space. */
+export function emptyGateState(): GateState {
+  const merchantList: Merchant[] = [];
+  return {
+    merchants: new Map(),
+    merchantList,
+    reservations: new ReservationTable((index) => merchantList[index].id),
+  };
+}
+
 export interface MerchantView {
   merchant_id: string;
   available_cents: number;
@@ -282,17 +265,18 @@ function merchantOf(state: GateState, id: string): Merchant {
   return m;
 }
 
-function newReservation(
+function addReservation(
+  state: GateState,
   e: { reservationId: string; amount: number; ttlMs: number },
   m: Merchant,
   status: Status,
   sequence: number,
   expiresAtMs: number,
   lsn: number,
-): Reservation {
-  return {
+): void {
+  state.reservations.add({
     id: e.reservationId,
-    merchantId: m.id,
+    merchantIndex: m.index,
     amount: e.amount,
     status,
     sequence,
@@ -303,7 +287,7 @@ function newReservation(
     heldAfter: m.held,
     capturedAfter: m.captured,
     creditedAfter: m.credited,
-  };
+  });
 }
 
 /** The response a reservation's decision gave, rebuilt from the reservation (for retries). */
@@ -328,14 +312,24 @@ function checkInvariant(m: Merchant): void {
 }
 
 function resolveHold(state: GateState, reservationId: string, to: Status): void {
-  const r = state.reservations.get(reservationId);
-  if (!r || r.status !== Status.Held) throw new Error(`invariant: reservation ${reservationId} is not held`);
-  const m = merchantOf(state, r.merchantId);
-  m.held -= r.amount;
-  if (to === Status.Captured) m.captured += r.amount;
-  else m.available += r.amount;
-  r.status = to;
+  const table = state.reservations;
+  const slot = table.slotOf(reservationId);
+  if (slot === undefined || table.status(slot) !== Status.Held) {
+    throw new Error(`invariant: reservation ${reservationId} is not held`);
+  }
+  const m = state.merchantList[table.merchantIndex(slot)];
+  const amount = table.float(slot, 'amount');
+  m.held -= amount;
+  if (to === Status.Captured) m.captured += amount;
+  else m.available += amount;
+  table.setStatus(slot, to);
   checkInvariant(m);
+}
+
+/** Whether a reservation is still held (the expiry index drops the others lazily). */
+function isHeld(state: GateState, id: string): boolean {
+  const slot = state.reservations.slotOf(id);
+  return slot !== undefined && state.reservations.status(slot) === Status.Held;
 }
 
 const events = defineEvents<GateState>()({
@@ -345,8 +339,10 @@ const events = defineEvents<GateState>()({
     apply(state, e: { merchantId: string; amount: number }) {
       let m = state.merchants.get(e.merchantId);
       if (!m) {
-        m = { id: e.merchantId, credited: 0, available: 0, held: 0, captured: 0, nextSequence: 1 };
+        const index = state.merchantList.length;
+        m = { id: e.merchantId, index, credited: 0, available: 0, held: 0, captured: 0, nextSequence: 1 };
         state.merchants.set(e.merchantId, m);
+        state.merchantList.push(m);
       }
       m.credited += e.amount;
       m.available += e.amount;
@@ -362,10 +358,7 @@ const events = defineEvents<GateState>()({
       m.held += e.amount;
       m.nextSequence = e.sequence + 1;
       checkInvariant(m);
-      state.reservations.set(
-        e.reservationId,
-        newReservation(e, m, Status.Held, e.sequence, e.expiresAtMs, meta.lsn),
-      );
+      addReservation(state, e, m, Status.Held, e.sequence, e.expiresAtMs, meta.lsn);
     },
   },
   rejected: {
@@ -373,7 +366,7 @@ const events = defineEvents<GateState>()({
     codec: rejectedCodec,
     apply(state, e: RejectedEvent, meta) {
       const m = merchantOf(state, e.merchantId);
-      state.reservations.set(e.reservationId, newReservation(e, m, Status.Rejected, 0, 0, meta.lsn));
+      addReservation(state, e, m, Status.Rejected, 0, 0, meta.lsn);
     },
   },
   captured: {
@@ -567,7 +560,8 @@ const commands = defineCommands<GateState, typeof events, GateIndexes>()({
 
 export const balanceGateDefinition = defineStore({
   name: 'balance-gate',
-  initialState: (): GateState => ({ merchants: new Map(), reservations: new Map() }),
+  initialState: emptyGateState,
+  stateCodec: gateStateCodec,
   events,
   commands,
   indexes: {
@@ -582,7 +576,7 @@ export const balanceGateDefinition = defineStore({
       if (event.type === 'held') {
         if (event.data.expiresAtMs > 0) index.expiry.add(event.data.expiresAtMs, event.data.reservationId);
       } else if (event.type !== 'credited' && event.type !== 'rejected' && index.expiry.size > 0) {
-        index.expiry.dropResolved(meta.nowMs, (id) => state.reservations.get(id)?.status === Status.Held);
+        index.expiry.dropResolved(meta.nowMs, (id) => isHeld(state, id));
       }
     },
   },

@@ -7,7 +7,8 @@ import { fingerprintA, fingerprintB } from './fingerprint.ts';
  * is needed and ten million entries hash in linear time. Not a cryptographic hash: it detects divergence,
  * it does not resist an adversary.
  *
- * Supports what state is made of: primitives, bigint, arrays, typed arrays, plain objects, Map and Set.
+ * Supports what state is made of: primitives, bigint, arrays, typed arrays, plain objects, Map and Set,
+ * and objects with a `canonical()` method (hashed as what it returns).
  */
 export function hashState(value: unknown): string {
   hashValue(value);
@@ -73,8 +74,12 @@ function hashObject(value: object | null): void {
     return;
   }
   if (ArrayBuffer.isView(value)) {
-    const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-    hashOrdered(Array.from(bytes), 0x72);
+    hashBytes(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+    return;
+  }
+  if (typeof (value as { canonical?: unknown }).canonical === 'function') {
+    // A class that keeps its data in a non-plain layout (columns, chunks) hashes as its canonical form.
+    hashValue((value as { canonical(): unknown }).canonical());
     return;
   }
   if (value instanceof Map) {
@@ -88,6 +93,16 @@ function hashObject(value: object | null): void {
   const entries = Object.entries(value);
   hashUnordered(entries.values(), entries.length, 0x91);
   return;
+}
+
+function hashBytes(bytes: Uint8Array): void {
+  let a = 0x72 ^ bytes.length;
+  let b = 0x27d4eb2f ^ bytes.length;
+  for (let i = 0; i < bytes.length; i++) {
+    a = Math.imul(a ^ bytes[i], 0x01000193);
+    b = Math.imul(b ^ bytes[i], 0x85ebca6b) + i;
+  }
+  set(a, b);
 }
 
 function hashOrdered(items: readonly unknown[], tag: number): void {

@@ -1,0 +1,258 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, test } from 'node:test';
+import fc from 'fast-check';
+import { CommandRejected } from '../../src/engine/definition.ts';
+import { Store } from '../../src/engine/store.ts';
+import { balanceGateDefinition, type GateState, Status } from './domain.ts';
+
+const dirs: string[] = [];
+async function openGate(options: { clock?: () => number } = {}) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'gate-domain-'));
+  dirs.push(dir);
+  return { dir, store: await Store.open(balanceGateDefinition, { dir, ...options }) };
+}
+after(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+function assertInvariant(state: GateState): void {
+  for (const m of state.merchantList) {
+    assert.ok(m.available >= 0, `${m.id} available ${m.available}`);
+    assert.equal(
+      m.credited,
+      m.available + m.held + m.captured,
+      `${m.id} credited != available + held + captured`,
+    );
+  }
+}
+
+test('reserve approves while funds last, numbers payouts per merchant, and rejects beyond', async () => {
+  const { store } = await openGate();
+  await store.execute('credit', { merchantId: 'm1', transferId: 't1', amountCents: 1000 });
+  const first = await store.execute('reserve', { reservationId: 'r1', merchantId: 'm1', amountCents: 600 });
+  assert.equal(first.status, 'held');
+  assert.equal(first.sequence, 1);
+  assert.deepEqual(first.merchant, {
+    merchant_id: 'm1',
+    available_cents: 400,
+    held_cents: 600,
+    captured_cents: 0,
+    credited_cents: 1000,
+  });
+  const second = await store.execute('reserve', { reservationId: 'r2', merchantId: 'm1', amountCents: 500 });
+  assert.equal(second.status, 'rejected');
+  assert.equal(second.reason, 'insufficient_funds');
+  assert.equal(second.sequence, undefined);
+  const third = await store.execute('reserve', { reservationId: 'r3', merchantId: 'm1', amountCents: 400 });
+  assert.equal(third.sequence, 2);
+  assert.equal(
+    store.readStale((s) => s.reservations.get('r2')?.status),
+    Status.Rejected,
+  );
+  await store.close();
+});
+
+test('a retry gets the recorded decision byte for byte, even after the balance changed and after a restart', async () => {
+  const { dir, store } = await openGate();
+  await store.execute('credit', { merchantId: 'm1', transferId: 't1', amountCents: 100 });
+  const held = await store.execute('reserve', {
+    reservationId: 'r1',
+    merchantId: 'm1',
+    amountCents: 60,
+    ttlMs: 60_000,
+  });
+  const rejected = await store.execute('reserve', { reservationId: 'r2', merchantId: 'm1', amountCents: 60 });
+  await store.execute('credit', { merchantId: 'm1', transferId: 't2', amountCents: 1000 });
+  assert.equal(
+    JSON.stringify(
+      await store.execute('reserve', {
+        reservationId: 'r1',
+        merchantId: 'm1',
+        amountCents: 60,
+        ttlMs: 60_000,
+      }),
+    ),
+    JSON.stringify(held),
+  );
+  assert.equal(
+    JSON.stringify(
+      await store.execute('reserve', { reservationId: 'r2', merchantId: 'm1', amountCents: 60 }),
+    ),
+    JSON.stringify(rejected),
+  );
+  await assert.rejects(
+    store.execute('reserve', { reservationId: 'r1', merchantId: 'm1', amountCents: 61, ttlMs: 60_000 }),
+    (e: CommandRejected) => e.code === 'idempotency_conflict',
+  );
+  await assert.rejects(
+    store.execute('reserve', { reservationId: 'r1', merchantId: 'm1', amountCents: 60 }),
+    (e: CommandRejected) => e.code === 'idempotency_conflict',
+  );
+  const lsn = store.lsnApplied;
+  await store.close();
+  const reopened = await Store.open(balanceGateDefinition, { dir });
+  assert.equal(
+    JSON.stringify(
+      await reopened.execute('reserve', {
+        reservationId: 'r1',
+        merchantId: 'm1',
+        amountCents: 60,
+        ttlMs: 60_000,
+      }),
+    ),
+    JSON.stringify(held),
+  );
+  assert.equal(
+    JSON.stringify(
+      await reopened.execute('reserve', { reservationId: 'r2', merchantId: 'm1', amountCents: 60 }),
+    ),
+    JSON.stringify(rejected),
+  );
+  assert.equal(reopened.lsnApplied, lsn, 'retries record nothing');
+  await reopened.close();
+});
+
+test('capture and release resolve a hold once; a second, different transition is an illegal transition', async () => {
+  const { store } = await openGate();
+  await store.execute('credit', { merchantId: 'm', transferId: 't', amountCents: 100 });
+  await store.execute('reserve', { reservationId: 'a', merchantId: 'm', amountCents: 30 });
+  await store.execute('reserve', { reservationId: 'b', merchantId: 'm', amountCents: 20 });
+  const captured = await store.execute('capture', { reservationId: 'a' });
+  assert.equal(captured.status, 'captured');
+  assert.deepEqual(captured.merchant, {
+    merchant_id: 'm',
+    available_cents: 50,
+    held_cents: 20,
+    captured_cents: 30,
+    credited_cents: 100,
+  });
+  assert.deepEqual(
+    await store.execute('capture', { reservationId: 'a' }),
+    captured,
+    'a retried capture gets its recorded answer',
+  );
+  await assert.rejects(
+    store.execute('release', { reservationId: 'a' }),
+    (e: CommandRejected) => e.code === 'illegal_transition',
+  );
+  const released = await store.execute('release', { reservationId: 'b' });
+  assert.equal(released.merchant.available_cents, 70);
+  await assert.rejects(
+    store.execute('capture', { reservationId: 'b' }),
+    (e: CommandRejected) => e.code === 'illegal_transition',
+  );
+  await assert.rejects(
+    store.execute('capture', { reservationId: 'nope' }),
+    (e: CommandRejected) => e.code === 'not_found',
+  );
+  await assert.rejects(
+    store.execute('reserve', { reservationId: 'c', merchantId: 'ghost', amountCents: 1 }),
+    (e: CommandRejected) => e.code === 'not_found',
+  );
+  assertInvariant(store.readStale((s) => s));
+  await store.close();
+});
+
+test('holds expire through a logged expire record at their ttl, and replay expires exactly the same holds', async () => {
+  let nowMs = 1_000_000;
+  const { dir, store } = await openGate({ clock: () => nowMs });
+  await store.execute('credit', { merchantId: 'm', transferId: 't', amountCents: 100 });
+  await store.execute('reserve', { reservationId: 'short', merchantId: 'm', amountCents: 10, ttlMs: 1000 });
+  await store.execute('reserve', { reservationId: 'long', merchantId: 'm', amountCents: 10, ttlMs: 5000 });
+  await store.execute('reserve', { reservationId: 'none', merchantId: 'm', amountCents: 10 });
+  await store.execute('capture', { reservationId: 'long' });
+  nowMs += 999;
+  assert.equal((await store.execute('expire', { limit: 100 })).expired, 0);
+  nowMs += 10_000;
+  assert.equal(
+    (await store.execute('expire', { limit: 100 })).expired,
+    1,
+    'only the unresolved hold past its ttl',
+  );
+  assert.equal((await store.execute('expire', { limit: 100 })).expired, 0);
+  await assert.rejects(
+    store.execute('capture', { reservationId: 'short' }),
+    (e: CommandRejected) => e.code === 'illegal_transition',
+  );
+  const hash = store.stateHash();
+  await store.close();
+  const reopened = await Store.open(balanceGateDefinition, { dir, clock: () => nowMs });
+  assert.equal(reopened.stateHash(), hash);
+  assert.equal(
+    reopened.readStale((s) => s.reservations.get('short')?.status),
+    Status.Expired,
+  );
+  assert.equal(
+    reopened.readStale((s) => s.merchants.get('m')?.available),
+    80,
+  );
+  await reopened.close();
+});
+
+const operation = fc.oneof(
+  fc.record({
+    kind: fc.constant('credit' as const),
+    merchant: fc.integer({ min: 0, max: 3 }),
+    amount: fc.integer({ min: 1, max: 500 }),
+    id: fc.integer({ min: 0, max: 30 }),
+  }),
+  fc.record({
+    kind: fc.constant('reserve' as const),
+    merchant: fc.integer({ min: 0, max: 3 }),
+    amount: fc.integer({ min: 1, max: 300 }),
+    id: fc.integer({ min: 0, max: 60 }),
+    ttl: fc.option(fc.integer({ min: 1, max: 50 })),
+  }),
+  fc.record({
+    kind: fc.constantFrom('capture' as const, 'release' as const),
+    id: fc.integer({ min: 0, max: 60 }),
+  }),
+  fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 40 }) }),
+);
+
+test('under any sequence of operations the invariant holds, and restart and snapshot reproduce the state hash', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(operation, { maxLength: 60 }), async (ops) => {
+      let nowMs = 5_000;
+      const { dir, store } = await openGate({ clock: () => nowMs });
+      for (const op of ops) {
+        try {
+          if (op.kind === 'credit')
+            await store.execute('credit', {
+              merchantId: `m${op.merchant}`,
+              transferId: `t${op.id}`,
+              amountCents: op.amount,
+            });
+          else if (op.kind === 'reserve')
+            await store.execute('reserve', {
+              reservationId: `r${op.id}`,
+              merchantId: `m${op.merchant}`,
+              amountCents: op.amount,
+              ttlMs: op.ttl ?? undefined,
+            });
+          else if (op.kind === 'tick') {
+            nowMs += op.ms;
+            await store.execute('expire', { limit: 1000 });
+          } else await store.execute(op.kind, { reservationId: `r${op.id}` });
+        } catch (error) {
+          if (
+            !(error instanceof CommandRejected) &&
+            (error as { code?: string }).code !== 'idempotency_conflict'
+          )
+            throw error;
+        }
+        assertInvariant(store.readStale((s) => s));
+      }
+      const hash = store.stateHash();
+      await store.snapshot();
+      await store.close();
+      const reopened = await Store.open(balanceGateDefinition, { dir, clock: () => nowMs });
+      assert.equal(reopened.stateHash(), hash);
+      await reopened.close();
+    }),
+    { numRuns: 40 },
+  );
+});
