@@ -4,7 +4,13 @@ import type { FileHandle, FileSystem } from '../storage/file-system.ts';
 import { ioErrorCode } from '../storage/file-system.ts';
 import { BinWriter, readU64 } from '../util/bin.ts';
 import type { FlushPolicy } from './flush-policy.ts';
-import { alignUp, COMMIT_MARKER_TYPE, FRAME_HEADER_BYTES, LOG_FORMAT_VERSION, segmentName } from './format.ts';
+import {
+  alignUp,
+  COMMIT_MARKER_TYPE,
+  FRAME_HEADER_BYTES,
+  LOG_FORMAT_VERSION,
+  segmentName,
+} from './format.ts';
 import { chainStep, encodeSegmentHeader, sealFrame } from './frame.ts';
 
 export interface LogWriterOptions {
@@ -255,7 +261,10 @@ export class LogWriter {
       // Pair assertion on structure (length and LSN sequence) before the bytes go to disk; the checksum
       // itself was computed from these bytes by sealFrame, and recovery verifies it on the way back.
       const length = buf.readUInt32LE(offset);
-      assert(length >= FRAME_HEADER_BYTES && offset + length <= group.pos, `frame at buffer offset ${offset} is malformed`);
+      assert(
+        length >= FRAME_HEADER_BYTES && offset + length <= group.pos,
+        `frame at buffer offset ${offset} is malformed`,
+      );
       assert(readU64(buf, offset + 8) === firstLsn + i, 'LSNs in a group must be consecutive');
       chain = chainStep(chain, buf.readUInt32LE(offset + 4));
       offset += alignUp(length);
