@@ -1,0 +1,35 @@
+/**
+ * Child of bench/restart.ts: one clean restart in a fresh process (so heap figures are this store's alone),
+ * reported as one JSON line on stdout.
+ */
+import { balanceGateDefinition } from '../apps/balance-gate/domain.ts';
+import { Store } from '../src/engine/store.ts';
+
+const dir = process.argv[2];
+const gc = (globalThis as { gc?: () => void }).gc;
+gc?.();
+const memoryBefore = process.memoryUsage();
+const startMs = performance.now();
+const store = await Store.open(balanceGateDefinition, { dir });
+const restartMs = performance.now() - startMs;
+gc?.();
+gc?.();
+const memoryAfter = process.memoryUsage();
+const holds = store.readStale((s) => s.reservations.size);
+const merchants = store.readStale((s) => s.merchantList.length);
+const r = store.recovery;
+console.log(
+  JSON.stringify({
+    restartMs,
+    holds,
+    merchants,
+    snapshotLsn: r.snapshot?.lsn ?? 0,
+    snapshotBytes: r.snapshot?.bytes ?? 0,
+    snapshotLoadMs: r.snapshot?.loadMs ?? 0,
+    recordsReplayed: r.recordsReplayed,
+    replayMs: r.replayMs,
+    heapBytes:
+      memoryAfter.heapUsed - memoryBefore.heapUsed + (memoryAfter.arrayBuffers - memoryBefore.arrayBuffers),
+  }),
+);
+await store.close();

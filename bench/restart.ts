@@ -1,0 +1,191 @@
+/**
+ * npm run bench:restart [-- --quick] [--holds N] [--merchants M] [--tail T]
+ *
+ * Snapshots and restart of a large balance-gate store: 10 million holds across 100,000 merchants plus a log
+ * tail of 1 million records (a tenth with --quick). Reports snapshot size and write time, load rate, replay
+ * rate, total restart time, heap bytes per hold, and the write p99 at a fixed offered load with and without a
+ * snapshot being built (in a worker thread) at the same time. Last line: one JSON object.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { balanceGateDefinition } from '../apps/balance-gate/domain.ts';
+import { Store } from '../src/engine/store.ts';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    holds: { type: 'string' },
+    merchants: { type: 'string' },
+    tail: { type: 'string' },
+    'rate-per-s': { type: 'string' },
+    'keep-dir': { type: 'boolean', default: false },
+  },
+});
+const scale = values.quick ? 0.1 : 1;
+const HOLDS = Number(values.holds ?? 10_000_000 * scale);
+const MERCHANTS = Number(values.merchants ?? 100_000 * scale);
+const TAIL = Number(values.tail ?? 1_000_000 * scale);
+const RATE_PER_S = Number(values['rate-per-s'] ?? 10_000);
+const PHASE_MS = values.quick ? 2_000 : 5_000;
+const BATCH = 8_190;
+
+const log = (message: string) => process.stderr.write(`${message}\n`);
+const definitionModule = new URL('../apps/balance-gate/domain.ts', import.meta.url).href;
+const snapshotOptions = {
+  worker: { module: definitionModule, exportName: 'balanceGateDefinition' },
+  everyMs: 3_600_000,
+  everyLogBytes: 2 ** 50,
+  keep: 2,
+};
+
+let nextHold = 0;
+function nextReserve() {
+  const i = nextHold++;
+  return {
+    reservationId: `payout-2026-11-23-${i}`,
+    merchantId: `merchant-${i % MERCHANTS}`,
+    amountCents: 1 + (i % 9_973),
+  };
+}
+
+async function populate(dir: string): Promise<void> {
+  const store = await Store.open(balanceGateDefinition, { dir, snapshots: snapshotOptions });
+  const credits = [];
+  for (let m = 0; m < MERCHANTS; m++)
+    credits.push({ merchantId: `merchant-${m}`, transferId: `seed-${m}`, amountCents: 1e12 });
+  for (let i = 0; i < credits.length; i += BATCH)
+    await store.executeMany('credit', credits.slice(i, i + BATCH));
+  const startMs = performance.now();
+  while (nextHold < HOLDS) {
+    const batch = [];
+    for (let i = 0; i < BATCH && nextHold < HOLDS; i++) batch.push(nextReserve());
+    await store.executeMany('reserve', batch);
+    if ((nextHold / BATCH) % 100 < 1) log(`  populated ${nextHold.toLocaleString()} holds`);
+  }
+  await store.sync();
+  log(`populated ${HOLDS.toLocaleString()} holds in ${((performance.now() - startMs) / 1000).toFixed(1)} s`);
+  await store.close();
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
+/** Open loop at RATE_PER_S, latency from each request's intended start (no coordinated omission). */
+async function fixedRate(
+  store: Store<any, any, any, any>,
+  durationMs: number,
+  until?: Promise<unknown>,
+): Promise<{ p50: number; p99: number; count: number }> {
+  const latencies: number[] = [];
+  const pending: Promise<unknown>[] = [];
+  const startMs = performance.now();
+  let sent = 0;
+  let done = false;
+  until?.finally(() => {
+    done = true;
+  });
+  while (!done && performance.now() - startMs < durationMs) {
+    const due = Math.floor(((performance.now() - startMs) * RATE_PER_S) / 1000);
+    while (sent < due) {
+      const intendedMs = startMs + (sent * 1000) / RATE_PER_S;
+      sent++;
+      pending.push(
+        store.execute('reserve', nextReserve()).then(() => latencies.push(performance.now() - intendedMs)),
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await Promise.all(pending);
+  const sorted = Float64Array.from(latencies).sort();
+  return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), count: sorted.length };
+}
+
+async function restartInChild(dir: string): Promise<Record<string, number>> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--expose-gc',
+      '--max-old-space-size=16384',
+      '--import',
+      'tsx',
+      new URL('./restart-child.ts', import.meta.url).pathname,
+      dir,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  let out = '';
+  child.stdout.on('data', (chunk) => {
+    out += chunk;
+  });
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`restart child exited with ${code}`);
+  return JSON.parse(out.trim().split('\n').at(-1)!);
+}
+
+const dir = await mkdtemp(path.join(tmpdir(), 'engram-bench-restart-'));
+try {
+  log(
+    `bench:restart ${values.quick ? '(quick) ' : ''}holds=${HOLDS} merchants=${MERCHANTS} tail=${TAIL} dir=${dir}`,
+  );
+  await populate(dir);
+
+  const store = await Store.open(balanceGateDefinition, { dir, snapshots: snapshotOptions });
+  log(
+    `reopened from the log: ${store.recovery.recordsReplayed} records in ${(store.recovery.replayMs / 1000).toFixed(1)} s`,
+  );
+  const first = await store.snapshot();
+  log(
+    `first snapshot: ${(first.bytes / 1e6).toFixed(1)} MB in ${(first.durationMs / 1000).toFixed(1)} s (replayed ${first.recordsReplayed} records)`,
+  );
+
+  const baseline = await fixedRate(store, PHASE_MS);
+  log(
+    `write p99 without a snapshot: ${baseline.p99.toFixed(3)} ms (p50 ${baseline.p50.toFixed(3)}, ${baseline.count} writes at ${RATE_PER_S}/s)`,
+  );
+  const snapshotting = store.snapshot();
+  const during = await fixedRate(store, 10 * 60_000, snapshotting);
+  const second = await snapshotting;
+  log(
+    `write p99 during a snapshot: ${during.p99.toFixed(3)} ms (p50 ${during.p50.toFixed(3)}, ${during.count} writes); snapshot ${(second.bytes / 1e6).toFixed(1)} MB in ${(second.durationMs / 1000).toFixed(1)} s`,
+  );
+
+  const tailStartMs = performance.now();
+  for (let written = 0; written < TAIL; ) {
+    const batch = [];
+    for (let i = 0; i < BATCH && written < TAIL; i++, written++) batch.push(nextReserve());
+    await store.executeMany('reserve', batch);
+  }
+  log(`log tail of ${TAIL} records written in ${((performance.now() - tailStartMs) / 1000).toFixed(1)} s`);
+  const totalHolds = store.readStale((s) => s.reservations.size);
+  await store.close();
+
+  const restart = await restartInChild(dir);
+  const figures = {
+    holds: totalHolds,
+    merchants: MERCHANTS,
+    snapshot_bytes: second.bytes,
+    snapshot_write_s: second.durationMs / 1000,
+    snapshot_load_mb_per_s: restart.snapshotBytes / 1e6 / (restart.snapshotLoadMs / 1000),
+    snapshot_load_s: restart.snapshotLoadMs / 1000,
+    replay_records: restart.recordsReplayed,
+    replay_records_per_s: restart.recordsReplayed / (restart.replayMs / 1000),
+    restart_s: restart.restartMs / 1000,
+    heap_bytes_per_hold: restart.heapBytes / restart.holds,
+    write_p99_ms_baseline: baseline.p99,
+    write_p99_ms_during_snapshot: during.p99,
+    write_rate_per_s: RATE_PER_S,
+  };
+  console.log('\nrestart of a balance-gate store');
+  for (const [key, value] of Object.entries(figures))
+    console.log(`  ${key.padEnd(30)} ${Number.isInteger(value) ? value : value.toFixed(3)}`);
+  console.log(JSON.stringify(figures));
+} finally {
+  if (!values['keep-dir']) await rm(dir, { recursive: true, force: true });
+}
