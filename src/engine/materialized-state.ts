@@ -4,8 +4,8 @@ import { plainDataCodec } from '../snapshot/plain-data-codec.ts';
 import { BinReader, BinWriter } from '../util/bin.ts';
 import type { AnyEventDefs, ApplyMeta, StoreDefinition } from './definition.ts';
 import { DEFAULT_IDEMPOTENCY_LIMITS, type IdempotencyLimits, IdempotencyWindow } from './idempotency.ts';
-import { readRecord } from './record.ts';
-import type { Registry } from './registry.ts';
+import { RecordReader } from './record.ts';
+import type { CompiledEvent, Registry } from './registry.ts';
 import { hashState } from './state-hash.ts';
 
 type AnyDefinition = StoreDefinition<any, AnyEventDefs<any>, any, any>;
@@ -22,6 +22,7 @@ export class MaterializedState<S, I> {
   lsnApplied = 0;
   lastNowMs = 0;
   private readonly meta: ApplyMeta = { lsn: 0, nowMs: 0 };
+  private readonly records: RecordReader;
 
   constructor(
     readonly definition: AnyDefinition,
@@ -29,6 +30,7 @@ export class MaterializedState<S, I> {
     limits: Partial<IdempotencyLimits> = {},
     initialState: S = definition.initialState(),
   ) {
+    this.records = new RecordReader(registry);
     this.state = initialState;
     this.indexes = (definition.indexes ? definition.indexes.build(this.state) : undefined) as I;
     this.idempotency = new IdempotencyWindow({ ...DEFAULT_IDEMPOTENCY_LIMITS, ...limits });
@@ -51,25 +53,12 @@ export class MaterializedState<S, I> {
 
   /** Applies one committed record from the log (recovery, snapshot building, replicas). */
   replay(record: LogRecord): void {
-    assert(
-      record.lsn === this.lsnApplied + 1,
-      `replay out of order: LSN ${record.lsn} after ${this.lsnApplied}`,
-    );
-    const meta = this.meta;
-    const indexDef = this.definition.indexes;
-    let metaSet = false;
-    const decoded = readRecord(this.registry, record, (event, data, header) => {
-      if (!metaSet) {
-        meta.lsn = record.lsn;
-        meta.nowMs = header.nowMs;
-        metaSet = true;
-      }
-      event.apply(this.state, data, meta);
-      if (indexDef) indexDef.onEvent(this.indexes, { type: event.name, data }, this.state, meta);
-    });
+    assert(record.lsn === this.lsnApplied + 1, `replay out of order: LSN ${record.lsn} after ${this.lsnApplied}`);
+    this.meta.lsn = record.lsn;
+    const decoded = this.records.read(record, this.applyReplayed);
     this.lsnApplied = record.lsn;
     if (!decoded) return;
-    const { header, command, result } = decoded;
+    const header = this.records.header;
     if (header.nowMs > this.lastNowMs) this.lastNowMs = header.nowMs;
     if (header.key !== '') {
       this.idempotency.record(header.key, {
@@ -77,11 +66,20 @@ export class MaterializedState<S, I> {
         nowMs: header.nowMs,
         fingerprintA: header.fingerprintA,
         fingerprintB: header.fingerprintB,
-        commandId: command.id,
-        result: command.resultCodec.decode(result, record.version),
+        commandId: decoded.command.id,
+        result: decoded.command.resultCodec.decode(decoded.result, record.version),
       });
     }
   }
+
+  /** Created once: replay calls it per event without allocating a closure per record. */
+  private readonly applyReplayed = (event: CompiledEvent, data: unknown): void => {
+    const meta = this.meta;
+    meta.nowMs = this.records.header.nowMs;
+    event.apply(this.state, data, meta);
+    const indexDef = this.definition.indexes;
+    if (indexDef) indexDef.onEvent(this.indexes, { type: event.name, data }, this.state, meta);
+  };
 
   /** Canonical hash of the state and the idempotency window (indexes are derived, so excluded). */
   stateHash(): string {

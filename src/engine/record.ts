@@ -48,47 +48,60 @@ export function encodeEvent(w: BinWriter, event: CompiledEvent, data: unknown): 
   w.buf.writeUInt32LE(w.pos - start, lengthAt);
 }
 
-/** Decodes a command record, calling `onEvent` for each event in order; returns the header and a reader at the result. */
-export function readRecord(
-  registry: Registry,
-  record: LogRecord,
-  visit: (event: CompiledEvent, data: unknown, header: DecodedRecordHeader) => void,
-): { header: DecodedRecordHeader; command: CompiledCommand; result: BinReader } | undefined {
-  const command = registry.commandsById.get(record.type);
-  if (!command) {
-    if (record.flags & FLAG_IGNORABLE) return undefined;
-    throw new EngramError(
-      'unknown_record_type',
-      `log record at LSN ${record.lsn} has command type ${record.type}, which this build does not define. ` +
-        'Run the build that wrote it, or add the command (ids never change) before starting.',
-      { lsn: record.lsn, type: record.type },
-    );
-  }
-  const r = new BinReader(record.buf, record.payloadStart, record.payloadEnd);
-  const header: DecodedRecordHeader = {
-    nowMs: r.f64(),
-    seed: r.u32(),
-    fingerprintA: r.u32(),
-    fingerprintB: r.u32(),
-    key: r.string(),
-  };
-  const eventCount = r.u32();
-  for (let i = 0; i < eventCount; i++) {
-    const id = r.u16();
-    const version = r.u16();
-    const length = r.u32();
-    const end = r.pos + length;
-    const event = registry.eventsById.get(id);
-    if (!event) {
+/**
+ * Decodes command records for replay. One instance per consumer: it reuses its readers and header object,
+ * so replaying millions of records allocates only what the events' own decoders build.
+ */
+export class RecordReader {
+  readonly header: DecodedRecordHeader = { nowMs: 0, seed: 0, fingerprintA: 0, fingerprintB: 0, key: '' };
+  private readonly reader = new BinReader(Buffer.alloc(0));
+  private readonly eventReader = new BinReader(Buffer.alloc(0));
+
+  constructor(private readonly registry: Registry) {}
+
+  /**
+   * Reads the header, then calls `visit` for each event in order. Returns the command and a reader
+   * positioned at the result (valid until the next call), or undefined for an ignorable unknown record.
+   */
+  read(
+    record: LogRecord,
+    visit: (event: CompiledEvent, data: unknown) => void,
+  ): { command: CompiledCommand; result: BinReader } | undefined {
+    const command = this.registry.commandsById.get(record.type);
+    if (!command) {
+      if (record.flags & FLAG_IGNORABLE) return undefined;
       throw new EngramError(
         'unknown_record_type',
-        `log record at LSN ${record.lsn} holds event type ${id} (version ${version}), which this build does not define.`,
-        { lsn: record.lsn, eventType: id },
+        `log record at LSN ${record.lsn} has command type ${record.type}, which this build does not define. ` +
+          'Run the build that wrote it, or add the command (ids never change) before starting.',
+        { lsn: record.lsn, type: record.type },
       );
     }
-    const data = event.codec.decode(new BinReader(record.buf, r.pos, end), version);
-    r.pos = end;
-    visit(event, data, header);
+    const r = this.reader.reset(record.buf, record.payloadStart, record.payloadEnd);
+    const header = this.header;
+    header.nowMs = r.f64();
+    header.seed = r.u32();
+    header.fingerprintA = r.u32();
+    header.fingerprintB = r.u32();
+    header.key = r.string();
+    const eventCount = r.u32();
+    for (let i = 0; i < eventCount; i++) {
+      const id = r.u16();
+      const version = r.u16();
+      const length = r.u32();
+      const end = r.pos + length;
+      const event = this.registry.eventsById.get(id);
+      if (!event) {
+        throw new EngramError(
+          'unknown_record_type',
+          `log record at LSN ${record.lsn} holds event type ${id} (version ${version}), which this build does not define.`,
+          { lsn: record.lsn, eventType: id },
+        );
+      }
+      const data = event.codec.decode(this.eventReader.reset(record.buf, r.pos, end), version);
+      r.pos = end;
+      visit(event, data);
+    }
+    return { command, result: r };
   }
-  return { header, command, result: r };
 }

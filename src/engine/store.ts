@@ -177,6 +177,7 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       segmentBytesMax: options.segmentBytesMax ?? DEFAULT_SEGMENT_BYTES_MAX,
       afterLsn: snapshotLsn,
       onRecord: (record) => {
+        if (record.lsn !== this.m.lsnApplied + 1) throw this.historyGap(options.dir, snapshotLsn, record.lsn, fallbacks);
         this.m.replay(record);
         replayed++;
       },
@@ -196,17 +197,7 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     const { scan } = opened;
     if (scan.segments.length > 0 && scan.firstLsn > snapshotLsn + 1) {
       await this.writer.close();
-      throw new EngramError(
-        'log_gap',
-        `cannot recover '${this.definition.name}' from ${options.dir}: the log starts at LSN ${scan.firstLsn} but ` +
-          (loaded ? `the newest usable snapshot is at LSN ${snapshotLsn}` : 'no usable snapshot exists') +
-          `, so records ${snapshotLsn + 1}..${scan.firstLsn - 1} are missing. ` +
-          (fallbacks.length > 0
-            ? `Skipped snapshots: ${fallbacks.map((f) => `${f.file} (${f.reason})`).join('; ')}. `
-            : '') +
-          'Restore the missing snapshot or log segments from a backup or a replica; Engram will not start on partial history.',
-        { firstLsn: scan.firstLsn, snapshotLsn },
-      );
+      throw this.historyGap(options.dir, snapshotLsn, scan.firstLsn, fallbacks);
     }
     if (this.m.lsnApplied !== this.writer.nextLsn - 1) {
       await this.writer.close();
@@ -250,6 +241,19 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       options.snapshots ?? {},
       loaded ? { lsn: snapshotLsn, createdAtMs: loaded.snapshot.header.createdAtMs } : undefined,
       options.snapshots !== undefined,
+    );
+  }
+
+  /** The refusal to start on partial history: records between the snapshot and the log are missing. */
+  private historyGap(dir: string, snapshotLsn: number, firstLsn: number, fallbacks: SnapshotFallback[]): EngramError {
+    return new EngramError(
+      'log_gap',
+      `cannot recover '${this.definition.name}' from ${dir}: the log continues at LSN ${firstLsn} but ` +
+        (snapshotLsn > 0 ? `the newest usable snapshot is at LSN ${snapshotLsn}` : 'no usable snapshot exists') +
+        `, so records ${snapshotLsn + 1}..${firstLsn - 1} are missing. ` +
+        (fallbacks.length > 0 ? `Skipped snapshots: ${fallbacks.map((f) => `${f.file} (${f.reason})`).join('; ')}. ` : '') +
+        'Restore the missing snapshot or log segments from a backup or a replica; Engram will not start on partial history.',
+      { firstLsn, snapshotLsn },
     );
   }
 

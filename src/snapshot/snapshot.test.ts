@@ -110,6 +110,7 @@ test('no usable snapshot and a log that no longer reaches back is a clear refusa
   const store = await Store.open(bankDefinition, { dir, segmentBytesMax: 1024 });
   await deposits(store, 0, 200);
   const built = await store.snapshot();
+  await deposits(store, 200, 5); // records in the segment that survives compaction
   await store.close();
   await rm(built.file);
   await assert.rejects(Store.open(bankDefinition, { dir }), (e: EngramError) => {

@@ -128,16 +128,22 @@ export class BinWriter {
 const SHORT_STRING_MAX = 64;
 
 export class BinReader {
+  buf: Buffer;
   pos: number;
-  readonly end: number;
+  end: number;
 
-  constructor(
-    readonly buf: Buffer,
-    start = 0,
-    end = buf.length,
-  ) {
+  constructor(buf: Buffer, start = 0, end = buf.length) {
+    this.buf = buf;
     this.pos = start;
     this.end = end;
+  }
+
+  /** Points the reader at another range: readers on hot paths are reused rather than allocated. */
+  reset(buf: Buffer, start: number, end: number): this {
+    this.buf = buf;
+    this.pos = start;
+    this.end = end;
+    return this;
   }
 
   get remaining(): number {
