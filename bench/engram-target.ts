@@ -1,0 +1,70 @@
+/**
+ * Engram as a benchmark target: the balance-gate state machine embedded in-process, with the same
+ * submit-one-reservation interface as the peers (SQLite, lmdb-js), plus the group-commit figures only a
+ * write-ahead log with group commit has (fsyncs/s, mean group size).
+ */
+import { balanceGateDefinition } from '../apps/balance-gate/domain.ts';
+import type { AckPoint } from '../src/engine/ack-point.ts';
+import { Store } from '../src/engine/store.ts';
+import { OverloadedError } from '../src/errors.ts';
+
+export interface ReservationRequest {
+  reservationId: string;
+  merchantId: string;
+  amountCents: number;
+}
+
+export interface EngramTarget {
+  name: string;
+  submit(request: ReservationRequest): Promise<{ status: string; sequence?: number }>;
+  /** Group commits and records since the last call (then reset). */
+  takeFlushStats(): { flushes: number; records: number; elapsedMs: number };
+  close(): Promise<void>;
+}
+
+export async function openEngramTarget(
+  dir: string,
+  ackPoint: AckPoint,
+  merchants: { merchantId: string; amountCents: number }[],
+): Promise<EngramTarget> {
+  let flushes = 0;
+  let records = 0;
+  let sinceMs = performance.now();
+  const store = await Store.open(balanceGateDefinition, {
+    dir,
+    ackPoint,
+    observer: {
+      onFlush(stats) {
+        flushes++;
+        records += stats.records;
+      },
+    },
+  });
+  const credits = merchants.map((m) => ({ merchantId: m.merchantId, transferId: `seed-${m.merchantId}`, amountCents: m.amountCents }));
+  for (let i = 0; i < credits.length; i += 8190) await store.executeMany('credit', credits.slice(i, i + 8190));
+  await store.sync();
+  return {
+    name: `engram (${ackPoint})`,
+    async submit(request) {
+      // At the memory ack point nothing waits for the disk, so a producer faster than the disk meets
+      // backpressure; a well-behaved client waits the advised time and retries.
+      for (;;) {
+        try {
+          return await store.execute('reserve', request);
+        } catch (error) {
+          if (!(error instanceof OverloadedError)) throw error;
+          await new Promise((resolve) => setTimeout(resolve, error.retryAfterMs));
+        }
+      }
+    },
+    takeFlushStats() {
+      const now = performance.now();
+      const result = { flushes, records, elapsedMs: now - sinceMs };
+      flushes = 0;
+      records = 0;
+      sinceMs = now;
+      return result;
+    },
+    close: () => store.close(),
+  };
+}
