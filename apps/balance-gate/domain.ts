@@ -138,9 +138,13 @@ const creditedCodec: Codec<{ merchantId: string; amount: number }> = {
   },
 };
 
+/**
+ * Holds and rejections name their merchant by index (creation order, identical on replay and in
+ * snapshots), not by id: replay then needs no string decode and no map lookup for the merchant.
+ */
 interface HeldEvent {
   reservationId: string;
-  merchantId: string;
+  merchantIndex: number;
   amount: number;
   sequence: number;
   expiresAtMs: number;
@@ -150,7 +154,7 @@ interface HeldEvent {
 const heldCodec: Codec<HeldEvent> = {
   encode(e, w) {
     w.string(e.reservationId);
-    w.string(e.merchantId);
+    w.varuint(e.merchantIndex);
     w.f64(e.amount);
     w.f64(e.sequence);
     w.f64(e.expiresAtMs);
@@ -159,7 +163,7 @@ const heldCodec: Codec<HeldEvent> = {
   decode(r) {
     return {
       reservationId: r.string(),
-      merchantId: r.string(),
+      merchantIndex: r.varuint(),
       amount: r.f64(),
       sequence: r.f64(),
       expiresAtMs: r.f64(),
@@ -170,7 +174,7 @@ const heldCodec: Codec<HeldEvent> = {
 
 interface RejectedEvent {
   reservationId: string;
-  merchantId: string;
+  merchantIndex: number;
   amount: number;
   ttlMs: number;
 }
@@ -178,12 +182,12 @@ interface RejectedEvent {
 const rejectedCodec: Codec<RejectedEvent> = {
   encode(e, w) {
     w.string(e.reservationId);
-    w.string(e.merchantId);
+    w.varuint(e.merchantIndex);
     w.f64(e.amount);
     w.f64(e.ttlMs);
   },
   decode(r) {
-    return { reservationId: r.string(), merchantId: r.string(), amount: r.f64(), ttlMs: r.f64() };
+    return { reservationId: r.string(), merchantIndex: r.varuint(), amount: r.f64(), ttlMs: r.f64() };
   },
 };
 
@@ -258,6 +262,12 @@ const expireResultCodec: Codec<ExpireResult> = {
 };
 
 // ---- events ---------------------------------------------------------------------------------------------
+
+function merchantAt(state: GateState, index: number): Merchant {
+  const m = state.merchantList[index];
+  if (!m) throw new Error(`invariant: merchant #${index} does not exist`);
+  return m;
+}
 
 function merchantOf(state: GateState, id: string): Merchant {
   const m = state.merchants.get(id);
@@ -353,7 +363,7 @@ const events = defineEvents<GateState>()({
     id: 2,
     codec: heldCodec,
     apply(state, e: HeldEvent, meta) {
-      const m = merchantOf(state, e.merchantId);
+      const m = merchantAt(state, e.merchantIndex);
       m.available -= e.amount;
       m.held += e.amount;
       m.nextSequence = e.sequence + 1;
@@ -365,7 +375,7 @@ const events = defineEvents<GateState>()({
     id: 3,
     codec: rejectedCodec,
     apply(state, e: RejectedEvent, meta) {
-      const m = merchantOf(state, e.merchantId);
+      const m = merchantAt(state, e.merchantIndex);
       addReservation(state, e, m, Status.Rejected, 0, 0, meta.lsn);
     },
   },
@@ -484,7 +494,7 @@ const commands = defineCommands<GateState, typeof events, GateIndexes>()({
       if (m.available < c.amountCents) {
         const data: RejectedEvent = {
           reservationId: c.reservationId,
-          merchantId: m.id,
+          merchantIndex: m.index,
           amount: c.amountCents,
           ttlMs,
         };
@@ -502,7 +512,7 @@ const commands = defineCommands<GateState, typeof events, GateIndexes>()({
       const sequence = m.nextSequence;
       const held: HeldEvent = {
         reservationId: c.reservationId,
-        merchantId: m.id,
+        merchantIndex: m.index,
         amount: c.amountCents,
         sequence,
         expiresAtMs: ttlMs > 0 ? ctx.nowMs + ttlMs : 0,
