@@ -1,0 +1,57 @@
+/** Request schemas of the HTTP contract. Ids: 1–128 of [A-Za-z0-9._:-]; amounts: positive safe integers. */
+export const ID_PATTERN = '^[A-Za-z0-9._:-]{1,128}$';
+export const TTL_MS_MAX = 30 * 24 * 3600 * 1000;
+export const BATCH_ITEMS_MAX = 8190;
+
+const id = { type: 'string', pattern: ID_PATTERN } as const;
+const amount = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } as const;
+
+export const creditBody = {
+  type: 'object',
+  required: ['transfer_id', 'amount_cents'],
+  additionalProperties: false,
+  properties: { transfer_id: id, amount_cents: amount },
+} as const;
+
+export const reservationBody = {
+  type: 'object',
+  required: ['reservation_id', 'merchant_id', 'amount_cents'],
+  additionalProperties: false,
+  properties: {
+    reservation_id: id,
+    merchant_id: id,
+    amount_cents: amount,
+    ttl_ms: { type: 'integer', minimum: 1, maximum: TTL_MS_MAX },
+  },
+} as const;
+
+export const batchBody = {
+  type: 'object',
+  required: ['items'],
+  additionalProperties: false,
+  properties: { items: { type: 'array', minItems: 1, maxItems: BATCH_ITEMS_MAX } },
+} as const;
+
+export const merchantParams = {
+  type: 'object',
+  required: ['merchant_id'],
+  properties: { merchant_id: id },
+} as const;
+
+export const reservationParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id },
+} as const;
+
+export interface CreditBody {
+  transfer_id: string;
+  amount_cents: number;
+}
+
+export interface ReservationBody {
+  reservation_id: string;
+  merchant_id: string;
+  amount_cents: number;
+  ttl_ms?: number;
+}
