@@ -1,7 +1,13 @@
 import { EngramError } from '../errors.ts';
 import { RESERVED_TYPE_MIN } from '../log/format.ts';
 import { type LogRecord, scanLog, type TornTail } from '../log/reader.ts';
-import { type LogDamage, planTruncateAfter, scanTolerant, type TruncatePlan } from '../log/repair.ts';
+import {
+  type LogDamage,
+  planTruncateAfter,
+  type RepairSegmentState,
+  scanTolerant,
+  type TruncatePlan,
+} from '../log/repair.ts';
 import type { FileSystem } from '../storage/file-system.ts';
 import type { CliIo } from './io.ts';
 import type { LogLocation } from './log-dir.ts';
@@ -27,6 +33,8 @@ export interface SegmentRow {
   fileBytes: number;
   /** End of the last committed (verified) group. */
   committedBytes: number;
+  /** For a damaged log: whether the segment verified, holds the damage, or comes after it. */
+  state: RepairSegmentState | undefined;
 }
 
 export interface LastRecord {
@@ -84,6 +92,7 @@ export async function buildLogReport(fs: FileSystem, io: CliIo, location: LogLoc
         groups: s.groups,
         fileBytes: s.fileBytes,
         committedBytes: s.committedBytes,
+        state: undefined,
       })),
       firstLsn: scan.firstLsn,
       lastLsn: scan.lastLsn,
@@ -130,6 +139,7 @@ async function damagedReport(
       groups: s.groups.length,
       fileBytes: s.fileBytes,
       committedBytes: s.verifiedBytes,
+      state: s.state,
     })),
     firstLsn: scan.firstLsn,
     lastLsn: scan.lastLsn,

@@ -316,6 +316,11 @@ export interface TruncatePlan {
   unverifiedRecordsLost: number;
   /** The highest LSN seen in what the cut removes, if any. */
   lsnMaxLost: number | undefined;
+  /**
+   * Records the cut removes, at least: LSNs are consecutive, so every LSN up to `lsnMaxLost` was a record,
+   * including the ones too damaged to be counted. More may have been beyond what still checksums.
+   */
+  recordsLostMin: number;
   bytesRemoved: number;
 }
 
@@ -370,6 +375,7 @@ export function planTruncateAfter(scan: TolerantScan, lsn: number): PlanOutcome 
       verifiedRecordsLost,
       unverifiedRecordsLost: scan.unverified.records,
       lsnMaxLost,
+      recordsLostMin: Math.max(verifiedRecordsLost + scan.unverified.records, (lsnMaxLost ?? lsn) - lsn),
       bytesRemoved,
     },
   };

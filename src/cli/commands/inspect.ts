@@ -63,6 +63,7 @@ export function inspectJson(report: LogReport, names: TypeNames | undefined): Re
       groups: s.groups,
       fileBytes: s.fileBytes,
       committedBytes: s.committedBytes,
+      state: s.state ?? null,
     })),
     firstLsn: report.firstLsn,
     lastLsn: report.lastLsn,
@@ -91,8 +92,7 @@ export function inspectJson(report: LogReport, names: TypeNames | undefined): Re
     suggestedRepair: report.suggestedRepair
       ? {
           truncateAfter: report.suggestedRepair.lsn,
-          recordsLostAtLeast:
-            report.suggestedRepair.verifiedRecordsLost + report.suggestedRepair.unverifiedRecordsLost,
+          recordsLostMin: report.suggestedRepair.recordsLostMin,
         }
       : null,
   };
@@ -107,20 +107,13 @@ function inspectText(report: LogReport, names: TypeNames | undefined, dirArgumen
   }
   if (report.segments.length > 0) {
     parts.push('\nsegments\n');
-    parts.push(
-      table(
-        ['segment', 'base LSN', 'LSNs', 'records', 'groups', 'bytes', 'committed bytes'],
-        report.segments.map((s) => [
-          s.name,
-          s.baseLsn,
-          lsnRange(s.baseLsn, s.lastLsn),
-          s.records,
-          s.groups,
-          s.fileBytes,
-          s.committedBytes,
-        ]),
-      ),
-    );
+    const damaged = report.segments.some((s) => s.state !== undefined);
+    const header = ['segment', 'base LSN', 'LSNs', 'records', 'groups', 'bytes', 'committed bytes'];
+    const rows = report.segments.map((s) => {
+      const row = [s.name, s.baseLsn, lsnRange(s.baseLsn, s.lastLsn), s.records, s.groups, s.fileBytes];
+      return [...row, s.committedBytes, ...(damaged ? [s.state ?? ''] : [])];
+    });
+    parts.push(table(damaged ? [...header, 'state'] : header, rows));
   }
   parts.push(
     `\nrecords: ${report.records} in ${report.groups} group(s), LSN ${lsnRange(report.firstLsn, report.lastLsn)}\n`,

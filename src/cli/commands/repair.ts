@@ -96,8 +96,8 @@ function planText(scan: TolerantScan, plan: TruncatePlan): string {
   ];
   if (scan.damage) {
     lines.push(
-      `  damage: ${path.basename(scan.damage.file)} at offset ${scan.damage.offset}: ${scan.damage.reason} ` +
-        `(the log verifies up to LSN ${scan.lastLsn})`,
+      `  verification stops at ${path.basename(scan.damage.file)} offset ${scan.damage.offset}: ${scan.damage.reason} ` +
+        `(the log verifies up to LSN ${scan.lastLsn}; nothing after that point can be kept)`,
     );
   } else {
     lines.push(
@@ -112,15 +112,18 @@ function planText(scan: TolerantScan, plan: TruncatePlan): string {
     );
   }
   for (const d of plan.deletes) lines.push(`  delete ${d.file} (${formatBytes(d.bytes)})`);
-  const upTo = plan.lsnMaxLost !== undefined ? `, LSN ${plan.lsn + 1}..${plan.lsnMaxLost}` : '';
-  lines.push(
-    `  records lost: ${plan.verifiedRecordsLost} verified` +
-      (plan.unverifiedRecordsLost > 0
-        ? ` + ${plan.unverifiedRecordsLost} past the damage (best count)`
-        : '') +
-      `${upTo}; ${formatBytes(plan.bytesRemoved)} removed`,
-  );
+  lines.push(`  records lost: ${lostText(plan)}; ${formatBytes(plan.bytesRemoved)} removed`);
   return `${lines.join('\n')}\n`;
+}
+
+function lostText(plan: TruncatePlan): string {
+  if (plan.recordsLostMin === 0) return 'none (the bytes removed hold no record that still checksums)';
+  const range = plan.lsnMaxLost !== undefined ? ` (LSN ${lsnRange(plan.lsn + 1, plan.lsnMaxLost)})` : '';
+  const unverified =
+    plan.unverifiedRecordsLost > 0
+      ? `, ${plan.unverifiedRecordsLost} more that still checksum but cannot be verified`
+      : '';
+  return `at least ${plan.recordsLostMin}${range}: ${plan.verifiedRecordsLost} verified${unverified}`;
 }
 
 function invalidCutMessage(

@@ -54,8 +54,7 @@ function verifyJson(report: LogReport, dirArgument: string): Record<string, unkn
       ? {
           truncateAfter: plan.lsn,
           command: `engram repair ${dirArgument} --truncate-after ${plan.lsn}`,
-          verifiedRecordsLost: plan.verifiedRecordsLost,
-          unverifiedRecordsLost: plan.unverifiedRecordsLost,
+          recordsLostMin: plan.recordsLostMin,
           lsnMaxLost: plan.lsnMaxLost ?? null,
         }
       : null,
@@ -104,10 +103,9 @@ export function damageAdvice(report: LogReport, dirArgument: string): string {
   );
   const plan = report.suggestedRepair;
   if (plan) {
-    const lost = plan.verifiedRecordsLost + plan.unverifiedRecordsLost;
     const upTo = plan.lsnMaxLost !== undefined ? `, up to LSN ${plan.lsnMaxLost}` : '';
     lines.push(
-      `  2. Or accept losing every record after LSN ${plan.lsn} (at least ${lost} record(s)${upTo}, ` +
+      `  2. Or accept losing every record after LSN ${plan.lsn} (at least ${plan.recordsLostMin} record(s)${upTo}, ` +
         'some of which were acknowledged): stop every process using the directory, then',
       `       engram repair ${dirArgument} --truncate-after ${plan.lsn}         (shows what it would delete)`,
       `       engram repair ${dirArgument} --truncate-after ${plan.lsn} --yes   (does it)`,
