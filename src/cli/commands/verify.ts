@@ -104,9 +104,12 @@ export function damageAdvice(report: LogReport, dirArgument: string): string {
   const plan = report.suggestedRepair;
   if (plan) {
     const upTo = plan.lsnMaxLost !== undefined ? `, up to LSN ${plan.lsnMaxLost}` : '';
+    const loss =
+      plan.recordsLostMin === 0
+        ? 'the damaged bytes hold no record that still checksums'
+        : `at least ${plan.recordsLostMin} record(s)${upTo}, which were durable and may have been acknowledged`;
     lines.push(
-      `  2. Or accept losing every record after LSN ${plan.lsn} (at least ${plan.recordsLostMin} record(s)${upTo}, ` +
-        'some of which were acknowledged): stop every process using the directory, then',
+      `  2. Or accept losing every record after LSN ${plan.lsn} (${loss}): stop every process using the directory, then`,
       `       engram repair ${dirArgument} --truncate-after ${plan.lsn}         (shows what it would delete)`,
       `       engram repair ${dirArgument} --truncate-after ${plan.lsn} --yes   (does it)`,
     );
