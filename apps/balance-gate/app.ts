@@ -42,48 +42,51 @@ export function buildApp(options: AppOptions): FastifyInstance {
     // Money amounts must not be coerced: "100" is a wrong type, not 100.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     return503OnClosing: true,
+    // Long path ids must reach validation (a 400 that explains the id rules), not the router's 414.
+    routerOptions: { maxParamLength: 1024 },
+    frameworkErrors: (error, _request, reply: FastifyReply) => {
+      reply
+        .code(400)
+        .send({
+          error: 'invalid_request',
+          message: `${error.message}; check the URL against the API contract`,
+        });
+    },
   });
+  // The API speaks JSON only; a text body is refused as the wrong media type rather than parsed.
+  app.removeContentTypeParser('text/plain');
   const itemValidator = new Ajv({ coerceTypes: false, allErrors: false }).compile(reservationBody);
 
   app.addHook('onRequest', async (request, reply) => {
     if (options.token === undefined || request.url === '/healthz') return;
     if (!bearerMatches(request.headers.authorization, options.token)) {
-      reply
-        .code(401)
-        .header('www-authenticate', 'Bearer')
-        .send({
-          error: 'unauthorized',
-          message: 'send "Authorization: Bearer <token>" with the configured token',
-        });
+      reply.code(401).header('www-authenticate', 'Bearer').send({
+        error: 'unauthorized',
+        message: 'send "Authorization: Bearer <token>" with the configured token',
+      });
     }
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.validation) {
       const where = error.validationContext ?? 'request';
-      return reply
-        .code(400)
-        .send({
-          error: 'invalid_input',
-          message: `${where}${error.validation[0]?.instancePath ?? ''} ${error.validation[0]?.message ?? error.message}; see the API contract in docs/balance-gate.md`,
-        });
+      return reply.code(400).send({
+        error: 'invalid_input',
+        message: `${where}${error.validation[0]?.instancePath ?? ''} ${error.validation[0]?.message ?? error.message}; see the API contract in docs/balance-gate.md`,
+      });
     }
     switch (error.code) {
       case 'FST_ERR_CTP_INVALID_JSON_BODY':
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-        return reply
-          .code(400)
-          .send({
-            error: 'invalid_json',
-            message: `the body is not valid JSON (${error.message}); send a JSON object`,
-          });
+        return reply.code(400).send({
+          error: 'invalid_json',
+          message: `the body is not valid JSON (${error.message}); send a JSON object`,
+        });
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return reply
-          .code(413)
-          .send({
-            error: 'body_too_large',
-            message: `the body exceeds the limit of this route (${request.url.endsWith('/batch') ? BATCH_BODY_BYTES_MAX : BODY_BYTES_MAX} bytes); send fewer items per request`,
-          });
+        return reply.code(413).send({
+          error: 'body_too_large',
+          message: `the body exceeds the limit of this route (${request.url.endsWith('/batch') ? BATCH_BODY_BYTES_MAX : BODY_BYTES_MAX} bytes); send fewer items per request`,
+        });
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return reply
           .code(415)
@@ -100,12 +103,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
   });
 
   app.setNotFoundHandler((request, reply) => {
-    reply
-      .code(404)
-      .send({
-        error: 'not_found',
-        message: `no route ${request.method} ${request.url}; see docs/balance-gate.md for the API`,
-      });
+    reply.code(404).send({
+      error: 'not_found',
+      message: `no route ${request.method} ${request.url}; see docs/balance-gate.md for the API`,
+    });
   });
 
   const storeOr503 = (reply: FastifyReply): GateStore | undefined => {

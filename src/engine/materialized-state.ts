@@ -53,7 +53,10 @@ export class MaterializedState<S, I> {
 
   /** Applies one committed record from the log (recovery, snapshot building, replicas). */
   replay(record: LogRecord): void {
-    assert(record.lsn === this.lsnApplied + 1, `replay out of order: LSN ${record.lsn} after ${this.lsnApplied}`);
+    assert(
+      record.lsn === this.lsnApplied + 1,
+      `replay out of order: LSN ${record.lsn} after ${this.lsnApplied}`,
+    );
     this.meta.lsn = record.lsn;
     const decoded = this.records.read(record, this.applyReplayed);
     this.lsnApplied = record.lsn;

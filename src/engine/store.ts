@@ -177,7 +177,8 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       segmentBytesMax: options.segmentBytesMax ?? DEFAULT_SEGMENT_BYTES_MAX,
       afterLsn: snapshotLsn,
       onRecord: (record) => {
-        if (record.lsn !== this.m.lsnApplied + 1) throw this.historyGap(options.dir, snapshotLsn, record.lsn, fallbacks);
+        if (record.lsn !== this.m.lsnApplied + 1)
+          throw this.historyGap(options.dir, snapshotLsn, record.lsn, fallbacks);
         this.m.replay(record);
         replayed++;
       },
@@ -245,13 +246,22 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
   }
 
   /** The refusal to start on partial history: records between the snapshot and the log are missing. */
-  private historyGap(dir: string, snapshotLsn: number, firstLsn: number, fallbacks: SnapshotFallback[]): EngramError {
+  private historyGap(
+    dir: string,
+    snapshotLsn: number,
+    firstLsn: number,
+    fallbacks: SnapshotFallback[],
+  ): EngramError {
     return new EngramError(
       'log_gap',
       `cannot recover '${this.definition.name}' from ${dir}: the log continues at LSN ${firstLsn} but ` +
-        (snapshotLsn > 0 ? `the newest usable snapshot is at LSN ${snapshotLsn}` : 'no usable snapshot exists') +
+        (snapshotLsn > 0
+          ? `the newest usable snapshot is at LSN ${snapshotLsn}`
+          : 'no usable snapshot exists') +
         `, so records ${snapshotLsn + 1}..${firstLsn - 1} are missing. ` +
-        (fallbacks.length > 0 ? `Skipped snapshots: ${fallbacks.map((f) => `${f.file} (${f.reason})`).join('; ')}. ` : '') +
+        (fallbacks.length > 0
+          ? `Skipped snapshots: ${fallbacks.map((f) => `${f.file} (${f.reason})`).join('; ')}. `
+          : '') +
         'Restore the missing snapshot or log segments from a backup or a replica; Engram will not start on partial history.',
       { firstLsn, snapshotLsn },
     );
