@@ -45,12 +45,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
     // Long path ids must reach validation (a 400 that explains the id rules), not the router's 414.
     routerOptions: { maxParamLength: 1024 },
     frameworkErrors: (error, _request, reply: FastifyReply) => {
-      reply
-        .code(400)
-        .send({
-          error: 'invalid_request',
-          message: `${error.message}; check the URL against the API contract`,
-        });
+      reply.code(400).send({
+        error: 'invalid_request',
+        message: `${error.message}; check the URL against the API contract`,
+      });
     },
   });
   // The API speaks JSON only; a text body is refused as the wrong media type rather than parsed.
