@@ -78,7 +78,13 @@ async function repair(context: CommandContext, dir: string, options: RepairOptio
     );
     return EXIT_DRY_RUN;
   }
-  await applyTruncate(fs, plan);
+  try {
+    await applyTruncate(fs, plan);
+  } catch (error) {
+    // The log changed under us (a store still running?): nothing was cut, and it is not a usage error.
+    if (error instanceof EngramError) throw new CliError(EXIT_DAMAGED, error.message);
+    throw error;
+  }
   try {
     const after = await scanLog(fs, location.walDir, { verifyAll: true });
     io.out(`\nRepaired: the log now ends at LSN ${after.lastLsn} and verifies; the store can start.\n`);
