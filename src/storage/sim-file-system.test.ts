@@ -20,8 +20,9 @@ test('synced data and synced directory entries survive a crash; unsynced ones ma
     await fs.syncDir('/d');
     await h.write(Buffer.from('UNSYNCED'), 0, 8, 8);
     await writeFile(fs, '/d/b', 'new file', true); // content synced, entry not
-    fs.crash();
-    const a = Buffer.from(await fs.readFile('/d/a')).toString('latin1');
+    const rebooted = fs.crash();
+    await assert.rejects(fs.readFile('/d/a'), (e: { code?: string }) => e.code === 'EIO');
+    const a = Buffer.from(await rebooted.readFile('/d/a')).toString('latin1');
     assert.ok(a.startsWith('durable!'), `seed ${seed}: synced prefix kept, got ${JSON.stringify(a)}`);
     assert.ok(a.length <= 16);
     for (let i = 8; i < a.length; i++)
@@ -29,7 +30,7 @@ test('synced data and synced directory entries survive a crash; unsynced ones ma
         a[i] === 'UNSYNCED'[i - 8] || a[i] === '\0',
         `seed ${seed}: byte ${i} is old or new, never garbage`,
       );
-    outcomes.add(`${a.length}:${await fs.exists('/d/b')}`);
+    outcomes.add(`${a.length}:${await rebooted.exists('/d/b')}`);
     await assert.rejects(h.size(), (e: { code?: string }) => e.code === 'EBADF');
   }
   assert.ok(outcomes.size >= 4, `crashes explore several outcomes: ${[...outcomes]}`);
@@ -40,8 +41,10 @@ test('the same seed and operations give the same disk after a crash', async () =
     const fs = new SimFileSystem({ seed });
     const h = await writeFile(fs, '/d/x', 'a'.repeat(3000), false);
     await h.write(Buffer.from('b'.repeat(2000)), 0, 2000, 1000);
-    fs.crash();
-    return (await fs.exists('/d/x')) ? Buffer.from(await fs.readFile('/d/x')).toString('latin1') : '<gone>';
+    const rebooted = fs.crash();
+    return (await rebooted.exists('/d/x'))
+      ? Buffer.from(await rebooted.readFile('/d/x')).toString('latin1')
+      : '<gone>';
   };
   for (let seed = 0; seed < 20; seed++) assert.equal(await run(seed), await run(seed));
 });
@@ -70,8 +73,8 @@ test('an Engram store runs on the simulated disk and recovers after a crash', as
   const store = await Store.open(bankDefinition, { dir: '/data', fs, segmentBytesMax: 2048 });
   for (let i = 0; i < 100; i++) await store.execute('deposit', { id: `d${i}`, account: 'a', amount: 1 });
   const hash = store.stateHash();
-  fs.crash();
-  const recovered = await Store.open(bankDefinition, { dir: '/data', fs });
+  const rebooted = fs.crash();
+  const recovered = await Store.open(bankDefinition, { dir: '/data', fs: rebooted });
   assert.equal(recovered.stateHash(), hash);
   await recovered.close();
 });

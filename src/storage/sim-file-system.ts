@@ -64,7 +64,8 @@ export class SimFileSystem implements FileSystem {
   private readonly prng: Prng;
   private readonly dirs = new Map<string, SimDir>();
   private rules: (FaultRule & { seen: number; fired: boolean })[] = [];
-  private boot = 0;
+  /** Set on the view a crash retired: the crashed process's file system is gone, whatever it still does. */
+  private dead = false;
   private readonly capacityBytes: number;
   readonly stats = { writes: 0, datasyncs: 0, syncDirs: 0, bytesWritten: 0, crashes: 0, faultsInjected: 0 };
 
@@ -101,10 +102,13 @@ export class SimFileSystem implements FileSystem {
 
   // ---- power loss ------------------------------------------------------------------------------------
 
-  /** Power loss and reboot; afterwards every handle opened before rejects with EBADF. */
-  crash(): void {
+  /**
+   * Power loss and reboot. Returns the rebooted disk's file system; this one, and every handle opened
+   * through it, fails from now on (the crashed process may still have work in flight: it must not touch
+   * the rebooted disk).
+   */
+  crash(): SimFileSystem {
     this.stats.crashes++;
-    this.boot++;
     this.rules = [];
     const files = new Set<SimFile>();
     for (const dir of this.dirs.values()) {
@@ -122,6 +126,14 @@ export class SimFileSystem implements FileSystem {
       dir.pending = [];
       dir.current = new Map(dir.durable);
     }
+    const rebooted = Object.create(SimFileSystem.prototype) as SimFileSystem;
+    Object.assign(rebooted, this);
+    this.dead = true;
+    return rebooted;
+  }
+
+  private alive(what: string): void {
+    if (this.dead) throw errno('EIO', `${what}: this file system was lost in a crash`);
   }
 
   private crashFile(file: SimFile): void {
@@ -193,6 +205,7 @@ export class SimFileSystem implements FileSystem {
 
   async open(filePath: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
     await tick();
+    this.alive('open');
     this.fault('open', filePath);
     const { dir, name } = this.split(filePath);
     const simDir = this.dirs.get(dir);
@@ -215,9 +228,8 @@ export class SimFileSystem implements FileSystem {
   }
 
   private handle(filePath: string, file: SimFile, writable: boolean, syncWrites: boolean): FileHandle {
-    const boot = this.boot;
     const live = () => {
-      if (boot !== this.boot) throw errno('EBADF', `handle of ${filePath} is from before a crash`);
+      if (this.dead) throw errno('EBADF', `handle of ${filePath} is from before a crash`);
     };
     return {
       write: async (data, dataOffset, length, position) => {
@@ -305,11 +317,13 @@ export class SimFileSystem implements FileSystem {
 
   async list(dir: string): Promise<string[]> {
     await tick();
+    this.alive('list');
     return [...(this.dirs.get(path.resolve(dir))?.current.keys() ?? [])];
   }
 
   async mkdirp(dir: string): Promise<void> {
     await tick();
+    this.alive('mkdirp');
     // Directories themselves are modelled as durable once made: the engine syncs their entries, not them.
     let current = path.resolve(dir);
     while (!this.dirs.has(current)) {
@@ -322,6 +336,7 @@ export class SimFileSystem implements FileSystem {
 
   async rename(from: string, to: string): Promise<void> {
     await tick();
+    this.alive('rename');
     this.fault('rename', from);
     const source = this.split(from);
     const target = this.split(to);
@@ -337,6 +352,7 @@ export class SimFileSystem implements FileSystem {
 
   async unlink(filePath: string): Promise<void> {
     await tick();
+    this.alive('unlink');
     this.fault('unlink', filePath);
     const { dir, name } = this.split(filePath);
     const simDir = this.dirs.get(dir);
@@ -347,6 +363,7 @@ export class SimFileSystem implements FileSystem {
 
   async syncDir(dir: string): Promise<void> {
     await tick();
+    this.alive('syncDir');
     this.fault('syncDir', dir);
     const simDir = this.dirs.get(path.resolve(dir));
     if (!simDir) throw errno('ENOENT', `no such directory: ${dir}`);
@@ -357,11 +374,13 @@ export class SimFileSystem implements FileSystem {
 
   async exists(filePath: string): Promise<boolean> {
     await tick();
+    this.alive('exists');
     return this.lookup(filePath) !== undefined || this.dirs.has(path.resolve(filePath));
   }
 
   async readFile(filePath: string): Promise<Uint8Array> {
     await tick();
+    this.alive('readFile');
     this.fault('read', filePath);
     const file = this.lookup(filePath);
     if (!file) throw errno('ENOENT', `no such file: ${filePath}`);
