@@ -40,8 +40,13 @@ export async function openEngramTarget(
       },
     },
   });
-  const credits = merchants.map((m) => ({ merchantId: m.merchantId, transferId: `seed-${m.merchantId}`, amountCents: m.amountCents }));
-  for (let i = 0; i < credits.length; i += 8190) await store.executeMany('credit', credits.slice(i, i + 8190));
+  const credits = merchants.map((m) => ({
+    merchantId: m.merchantId,
+    transferId: `seed-${m.merchantId}`,
+    amountCents: m.amountCents,
+  }));
+  for (let i = 0; i < credits.length; i += 8190)
+    await store.executeMany('credit', credits.slice(i, i + 8190));
   await store.sync();
   return {
     name: `engram (${ackPoint})`,
