@@ -33,6 +33,15 @@ export interface Reservation {
 }
 
 export const CHUNK_SLOTS = 65_536;
+const SLOT_SHARDS = 256;
+
+/** Shard of an id: FNV-1a over its last (most varying) characters. */
+function shardOf(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = Math.max(0, id.length - 8); i < id.length; i++)
+    h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return (h ^ (h >>> 16)) & (SLOT_SHARDS - 1);
+}
 const CHUNK_SHIFT = 16;
 const CHUNK_MASK = CHUNK_SLOTS - 1;
 
@@ -78,7 +87,11 @@ export interface NewReservation {
 }
 
 export class ReservationTable {
-  private readonly slots = new Map<string, number>();
+  /**
+   * id → slot, sharded: a single Map of millions of entries rehashes all of them at once when it grows,
+   * stalling every request for tens of milliseconds; 256 shards grow one small table at a time.
+   */
+  private readonly slots: Map<string, number>[] = Array.from({ length: SLOT_SHARDS }, () => new Map());
   private readonly ids: string[] = [];
   private readonly chunks: Chunk[] = [];
 
@@ -90,11 +103,11 @@ export class ReservationTable {
   }
 
   has(id: string): boolean {
-    return this.slots.has(id);
+    return this.slots[shardOf(id)].has(id);
   }
 
   slotOf(id: string): number | undefined {
-    return this.slots.get(id);
+    return this.slots[shardOf(id)].get(id);
   }
 
   add(r: NewReservation): number {
@@ -115,7 +128,7 @@ export class ReservationTable {
     f.capturedAfter[i] = r.capturedAfter;
     f.creditedAfter[i] = r.creditedAfter;
     this.ids.push(r.id);
-    this.slots.set(r.id, slot);
+    this.slots[shardOf(r.id)].set(r.id, slot);
     return slot;
   }
 
@@ -140,7 +153,7 @@ export class ReservationTable {
   }
 
   get(id: string): Reservation | undefined {
-    const slot = this.slots.get(id);
+    const slot = this.slots[shardOf(id)].get(id);
     return slot === undefined ? undefined : this.view(slot);
   }
 
@@ -205,7 +218,7 @@ export class ReservationTable {
     }
     for (let slot = 0; slot < ids.length; slot++) {
       table.ids.push(ids[slot]);
-      table.slots.set(ids[slot], slot);
+      table.slots[shardOf(ids[slot])].set(ids[slot], slot);
     }
     return table;
   }

@@ -1,0 +1,176 @@
+/**
+ * npm run bench:engine [-- --quick]
+ *
+ * The embedded funds-reservation workload (merchant balances, holds, idempotency keys) on Engram at the
+ * `memory` and `disk` ack points, side by side in one run with SQLite (WAL, synchronous=FULL, a transaction
+ * per reservation, and batched) and lmdb-js (durable async transactions): same workload, same data, same
+ * disk. Throughput and ack latency at saturation, Engram's latency at a fixed offered load of half its
+ * maximum, fsyncs/s and mean group size, and the raw fdatasync latency of the disk. Last line: JSON.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { openEngramTarget } from './engram-target.ts';
+import { probeFdatasync } from './lib/fdatasync-probe.ts';
+import { type LatencySummary, offer, saturate } from './lib/latency.ts';
+import { MERCHANT_BALANCE_CENTS, merchantIds, type Target, Workload } from './lib/workload.ts';
+import { openLmdb } from './peers/lmdb.ts';
+import { openSqlite } from './peers/sqlite.ts';
+
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, seconds: { type: 'string' } },
+});
+const SECONDS = Number(values.seconds ?? (values.quick ? 3 : 8));
+const WARMUP_MS = values.quick ? 700 : 1500;
+const CONCURRENCY = 1024;
+const merchants = merchantIds(10_000);
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const root = await mkdtemp(path.join(tmpdir(), 'engram-bench-engine-'));
+
+interface Row {
+  name: string;
+  saturation: LatencySummary;
+  half?: LatencySummary & { offeredPerS: number };
+  fsyncsPerS?: number;
+  meanGroup?: number;
+}
+
+async function fresh(name: string): Promise<string> {
+  const dir = path.join(root, name);
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+async function measure(target: Target, workload: Workload, concurrency: number): Promise<LatencySummary> {
+  return saturate(
+    (r) => target.submit(r),
+    () => workload.take(),
+    { concurrency, durationMs: SECONDS * 1000, warmupMs: WARMUP_MS },
+  );
+}
+
+try {
+  log(
+    `bench:engine ${values.quick ? '(quick) ' : ''}${SECONDS}s per run, ${merchants.length} merchants, data in ${root}`,
+  );
+  const fdatasync = await probeFdatasync(root, values.quick ? 1500 : 4000);
+  log(
+    `raw fdatasync (4 KiB appends): p50 ${fdatasync.p50Ms.toFixed(3)} ms, p99 ${fdatasync.p99Ms.toFixed(3)} ms`,
+  );
+  const rows: Row[] = [];
+
+  for (const ackPoint of ['disk', 'memory'] as const) {
+    const target = await openEngramTarget(
+      await fresh(`engram-${ackPoint}`),
+      ackPoint,
+      merchants.map((merchantId) => ({ merchantId, amountCents: MERCHANT_BALANCE_CENTS })),
+    );
+    const workload = new Workload(merchants, 1, `engram-${ackPoint}`);
+    target.takeFlushStats();
+    // A memory-acked command resolves without I/O: many concurrent producers would spin in microtasks and
+    // starve the event loop (and so the background flush); one producer that yields every 256 does not.
+    const saturation = await measure(target, workload, ackPoint === 'memory' ? 1 : CONCURRENCY);
+    const flushes = target.takeFlushStats();
+    rows.push({
+      name: target.name,
+      saturation,
+      fsyncsPerS: (flushes.flushes / flushes.elapsedMs) * 1000,
+      meanGroup: flushes.records / Math.max(1, flushes.flushes),
+    });
+    log(
+      `${target.name}: ${Math.round(saturation.opsPerS)} reservations/s, p99 ${saturation.p99Ms.toFixed(3)} ms`,
+    );
+    await target.close();
+  }
+  const engramDiskMax = rows[0].saturation.opsPerS;
+  const halfRate = Math.round(engramDiskMax / 2);
+  for (const [i, ackPoint] of (['disk', 'memory'] as const).entries()) {
+    const target = await openEngramTarget(
+      await fresh(`engram-${ackPoint}-half`),
+      ackPoint,
+      merchants.map((merchantId) => ({ merchantId, amountCents: MERCHANT_BALANCE_CENTS })),
+    );
+    const workload = new Workload(merchants, 2, `engram-${ackPoint}-half`);
+    rows[i].half = await offer(
+      (r) => target.submit(r),
+      () => workload.take(),
+      { ratePerS: halfRate, durationMs: SECONDS * 1000, warmupMs: WARMUP_MS },
+    );
+    log(
+      `${target.name} at ${halfRate}/s offered: p50 ${rows[i].half!.p50Ms.toFixed(3)} p99 ${rows[i].half!.p99Ms.toFixed(3)} p999 ${rows[i].half!.p999Ms.toFixed(3)} ms`,
+    );
+    await target.close();
+  }
+
+  const peers: [string, () => Promise<Target>, number][] = [
+    ['lmdb', async () => openLmdb(await fresh('lmdb'), merchants), CONCURRENCY],
+    ['sqlite-batch', async () => openSqlite(await fresh('sqlite-batch'), merchants, 'batch'), CONCURRENCY],
+    ['sqlite-tx', async () => openSqlite(await fresh('sqlite-tx'), merchants, 'tx'), 1],
+  ];
+  for (const [key, open, concurrency] of peers) {
+    const target = await open();
+    const saturation = await measure(target, new Workload(merchants, 1, key), concurrency);
+    rows.push({ name: target.name, saturation });
+    log(
+      `${target.name}: ${Math.round(saturation.opsPerS)} reservations/s, p99 ${saturation.p99Ms.toFixed(3)} ms`,
+    );
+    await target.close();
+  }
+
+  const fmt = (n: number | undefined, digits = 3) =>
+    n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits);
+  console.log(
+    `\nembedded reservations, ${SECONDS}s per run after ${WARMUP_MS} ms warm-up; raw fdatasync p99 ${fmt(fdatasync.p99Ms)} ms`,
+  );
+  console.log(
+    [
+      'system'.padEnd(38),
+      'ops/s'.padStart(10),
+      'p50 ms',
+      ' p99 ms',
+      'p999 ms',
+      ' half-load p50/p99/p999 ms',
+      'fsyncs/s',
+      'group',
+    ].join('  '),
+  );
+  for (const row of rows) {
+    const s = row.saturation;
+    const half = row.half ? `${fmt(row.half.p50Ms)}/${fmt(row.half.p99Ms)}/${fmt(row.half.p999Ms)}` : '-';
+    console.log(
+      [
+        row.name.padEnd(38),
+        String(Math.round(s.opsPerS)).padStart(10),
+        fmt(s.p50Ms).padStart(6),
+        fmt(s.p99Ms).padStart(7),
+        fmt(s.p999Ms).padStart(7),
+        half.padStart(26),
+        fmt(row.fsyncsPerS, 0).padStart(8),
+        fmt(row.meanGroup, 1).padStart(5),
+      ].join('  '),
+    );
+  }
+  const [disk, memory, lmdb, sqliteBatch, sqliteTx] = rows;
+  const figures = {
+    engram_disk_ops_per_s: Math.round(disk.saturation.opsPerS),
+    engram_memory_ops_per_s: Math.round(memory.saturation.opsPerS),
+    lmdb_ops_per_s: Math.round(lmdb.saturation.opsPerS),
+    sqlite_tx_ops_per_s: Math.round(sqliteTx.saturation.opsPerS),
+    sqlite_batch_ops_per_s: Math.round(sqliteBatch.saturation.opsPerS),
+    engram_disk_p99_ms_at_saturation: disk.saturation.p99Ms,
+    engram_disk_p99_ms_at_half: disk.half!.p99Ms,
+    engram_disk_p999_ms_at_half: disk.half!.p999Ms,
+    engram_memory_p99_ms_at_half: memory.half!.p99Ms,
+    half_load_per_s: halfRate,
+    fdatasync_p50_ms: fdatasync.p50Ms,
+    fdatasync_p99_ms: fdatasync.p99Ms,
+    mean_group_size: disk.meanGroup,
+    engram_disk_fsyncs_per_s: disk.fsyncsPerS,
+    disk_vs_lmdb: disk.saturation.opsPerS / lmdb.saturation.opsPerS,
+    disk_vs_sqlite_tx: disk.saturation.opsPerS / sqliteTx.saturation.opsPerS,
+  };
+  console.log(JSON.stringify(figures));
+} finally {
+  await rm(root, { recursive: true, force: true });
+}
