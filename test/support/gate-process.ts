@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { createServer } from 'node:net';
 
 const MAIN = new URL('../../apps/balance-gate/main.ts', import.meta.url).pathname;
 
@@ -10,37 +10,57 @@ export interface GateProcess {
   exited: Promise<number | string>;
 }
 
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
 /**
- * Starts balance-gate as a real process on a free port (PORT=0) and resolves once it is ready (the
- * start-up log line says so). Used by crash tests and benchmarks.
+ * Starts balance-gate as a real process on a free port and resolves once `GET /readyz` answers 200
+ * (recovery done). Used by crash tests and benchmarks.
  */
 export async function startGate(dataDir: string, env: Record<string, string> = {}): Promise<GateProcess> {
+  const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
-  const exited = new Promise<number | string>((resolve) =>
-    child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
-  );
   let stderr = '';
   child.stderr!.on('data', (chunk) => {
     stderr += chunk;
   });
-  const lines = createInterface({ input: child.stdout! });
-  const url = await new Promise<string>((resolve, reject) => {
-    let address = '';
-    lines.on('line', (line) => {
-      try {
-        const entry = JSON.parse(line);
-        if (entry.address) address = entry.address;
-        if (typeof entry.msg === 'string' && entry.msg.startsWith('ready')) resolve(address);
-      } catch {
-        // not a log line
-      }
-    });
-    void exited.then((code) =>
-      reject(new Error(`balance-gate exited (${code}) before it was ready: ${stderr}`)),
-    );
+  const exited = new Promise<number | string>((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
+  let exitCode: number | string | undefined;
+  void exited.then((code) => {
+    exitCode = code;
   });
-  return { child, url, exited };
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (exitCode !== undefined)
+      throw new Error(`balance-gate exited (${exitCode}) before it was ready: ${stderr}`);
+    const ready = await fetch(`${url}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ready) return { child, url, exited };
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`balance-gate did not become ready in 30 s: ${stderr}`);
 }
