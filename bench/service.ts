@@ -39,14 +39,12 @@ try {
   const http = new HttpClient(gate.url, 64);
   for (let i = 0; i < MERCHANTS; i += 500) {
     await Promise.all(
-      merchants
-        .slice(i, i + 500)
-        .map((m) =>
-          http.post(`/v1/merchants/${m}/credits`, {
-            transfer_id: `seed-${m}`,
-            amount_cents: MERCHANT_BALANCE_CENTS,
-          }),
-        ),
+      merchants.slice(i, i + 500).map((m) =>
+        http.post(`/v1/merchants/${m}/credits`, {
+          transfer_id: `seed-${m}`,
+          amount_cents: MERCHANT_BALANCE_CENTS,
+        }),
+      ),
     );
   }
   const ceiling = await closedLoop(
