@@ -5,7 +5,10 @@ import { usageError } from './cli-error.ts';
  * never load an application they were not asked about. Ids come from each definition's `commands`: the
  * frame type of a command record is its command id.
  */
-const LOADERS: Record<string, () => Promise<{ name: string; commands: Record<string, { id: number }> }>> = {
+// biome-ignore lint/suspicious/noExplicitAny: any definition, whatever its state type
+type AnyDefinition = import('../engine/definition.ts').StoreDefinition<any, any, any, any>;
+
+const LOADERS: Record<string, () => Promise<AnyDefinition>> = {
   'balance-gate': async () => (await import('../../apps/balance-gate/domain.ts')).balanceGateDefinition,
   bank: async () => (await import('../engine/testing/bank.ts')).bankDefinition,
 };
@@ -26,6 +29,15 @@ export async function loadTypeNames(name: string | undefined): Promise<TypeNames
   }
   const definition = await load();
   const names = new Map<number, string>();
-  for (const [command, def] of Object.entries(definition.commands)) names.set(def.id, command);
+  for (const [command, def] of Object.entries(definition.commands as Record<string, { id: number }>))
+    names.set(def.id, command);
   return { definition: definition.name, nameOf: (type) => names.get(type) };
+}
+
+/** The whole definition (to decode snapshot images), or a usage error naming the known ones. */
+export async function loadDefinition(name: string): Promise<AnyDefinition> {
+  const load = LOADERS[name];
+  if (!load)
+    throw usageError(`unknown definition '${name}'; known definitions: ${DEFINITION_NAMES.join(', ')}`);
+  return load();
 }

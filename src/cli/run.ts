@@ -5,12 +5,13 @@ import { NodeFileSystem } from '../storage/node-file-system.ts';
 import { CliError, EXIT_DAMAGED, EXIT_OK, EXIT_USAGE } from './cli-error.ts';
 import { registerInspect } from './commands/inspect.ts';
 import { registerRepair } from './commands/repair.ts';
+import { registerSnapshot } from './commands/snapshot.ts';
 import { registerVerify } from './commands/verify.ts';
 import type { CommandContext, RegisterCommand } from './context.ts';
 import { type CliIo, processIo } from './io.ts';
 
-/** Every command module; `engram snapshot inspect|verify` joins this list when snapshots get their tools. */
-const COMMANDS: RegisterCommand[] = [registerInspect, registerVerify, registerRepair];
+/** Every command module. */
+const COMMANDS: RegisterCommand[] = [registerInspect, registerVerify, registerRepair, registerSnapshot];
 
 /** Runs the `engram` command line (`argv` without node and the script) and returns the exit code. */
 export async function runCli(
@@ -21,7 +22,7 @@ export async function runCli(
   let exitCode = EXIT_OK;
   const context: CommandContext = { io, fs, setExitCode: (code) => (exitCode = code) };
   const program = new Command('engram')
-    .description('Inspect, verify and repair Engram write-ahead logs.')
+    .description('Inspect, verify and repair Engram write-ahead logs and snapshots.')
     .exitOverride()
     .configureOutput({ writeOut: (text) => io.out(text), writeErr: (text) => io.err(text) })
     .showHelpAfterError('(run `engram --help` for the commands, `engram <command> --help` for one command)')

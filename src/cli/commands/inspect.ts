@@ -5,6 +5,7 @@ import type { CommandContext } from '../context.ts';
 import { DEFINITION_NAMES, loadTypeNames, type TypeNames } from '../definitions.ts';
 import { locateLog } from '../log-dir.ts';
 import { buildLogReport, type LogReport } from '../log-report.ts';
+import { describeSnapshots, type SnapshotRow } from '../snapshot-report.ts';
 import { formatBytes, isoTime, lsnRange, table } from '../text.ts';
 import { damageAdvice } from './verify.ts';
 
@@ -27,10 +28,13 @@ export function registerInspect(program: Command, context: CommandContext): void
       const names = await loadTypeNames(options.definition);
       const location = await locateLog(context.fs, dir);
       const report = await buildLogReport(context.fs, context.io, location);
+      const snapshots = location.dataDir
+        ? await describeSnapshots(context.fs, location.dataDir, report.firstLsn, report.lastLsn)
+        : [];
       context.io.out(
         options.json
-          ? `${JSON.stringify(inspectJson(report, names), null, 2)}\n`
-          : inspectText(report, names, dir),
+          ? `${JSON.stringify({ ...inspectJson(report, names), snapshots }, null, 2)}\n`
+          : inspectText(report, names, dir) + snapshotsText(snapshots),
       );
       context.setExitCode(
         report.status === 'corrupt' || report.status === 'log_gap' ? EXIT_DAMAGED : EXIT_OK,
@@ -145,4 +149,24 @@ function inspectText(report: LogReport, names: TypeNames | undefined, dirArgumen
   }
   if (report.error) parts.push(`\n${damageAdvice(report, dirArgument)}`);
   return parts.join('');
+}
+
+function snapshotsText(rows: SnapshotRow[]): string {
+  if (rows.length === 0) return '\nsnapshots: none (a restart replays the whole log)\n';
+  const table_ = table(
+    ['snapshot', 'LSN', 'age', 'bytes', 'state', 'restart'],
+    rows.map((r) => [
+      r.file.split('/').at(-1) ?? r.file,
+      r.lsn,
+      r.ageS === undefined ? '-' : `${Math.round(r.ageS)} s`,
+      formatBytes(r.bytes),
+      r.valid ? (r.reason ? 'valid, unreachable' : 'valid') : 'INVALID',
+      r.restartUses ? 'uses this' : '',
+    ]),
+  );
+  const notes = rows.filter((r) => r.reason).map((r) => `  ${r.file.split('/').at(-1)}: ${r.reason}\n`);
+  const none = rows.some((r) => r.restartUses)
+    ? ''
+    : '  no snapshot is usable: a restart replays the log from its start, if it reaches back to LSN 1\n';
+  return `\nsnapshots\n${table_}${notes.join('')}${none}`;
 }
