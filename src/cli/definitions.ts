@@ -5,7 +5,6 @@ import { usageError } from './cli-error.ts';
  * never load an application they were not asked about. Ids come from each definition's `commands`: the
  * frame type of a command record is its command id.
  */
-// biome-ignore lint/suspicious/noExplicitAny: any definition, whatever its state type
 type AnyDefinition = import('../engine/definition.ts').StoreDefinition<any, any, any, any>;
 
 const LOADERS: Record<string, () => Promise<AnyDefinition>> = {
