@@ -16,8 +16,12 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
   let out = '';
   let err = '';
   const io = {
-    out: (t: string) => void (out += t),
-    err: (t: string) => void (err += t),
+    out: (t: string) => {
+      out += t;
+    },
+    err: (t: string) => {
+      err += t;
+    },
     stderrIsTty: false,
     stderr: process.stderr,
   };
