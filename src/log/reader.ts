@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { EngramError } from '../errors.ts';
 import type { FileSystem } from '../storage/file-system.ts';
-import { FRAME_ALIGNMENT, parseSegmentName, SEGMENT_HEADER_BYTES } from './format.ts';
+import { COMMIT_MARKER_TYPE, FRAME_ALIGNMENT, parseSegmentName, SEGMENT_HEADER_BYTES } from './format.ts';
 import {
   chainStep,
   type FrameView,
@@ -206,12 +206,23 @@ async function fileSize(fs: FileSystem, file: string): Promise<number> {
   }
 }
 
-function corruption(file: string, offset: number, reason: string, lsn?: number): EngramError {
+/**
+ * Damage Engram will not start on. `why` says why it cannot be a torn write: committed data follows it, or
+ * it is in the final group but looks like a flipped bit (possibly in acknowledged data), not a cut-off write.
+ */
+function corruption(
+  file: string,
+  offset: number,
+  reason: string,
+  lsn?: number,
+  why = 'committed data follows the damage',
+): EngramError {
   return new EngramError(
     'corruption',
-    `log corruption in ${file} at offset ${offset}: ${reason}. Committed data follows the damage, so this is ` +
-      'not a torn write and Engram will not start on it. Restore the segment from a replica or backup, or, ' +
-      `accepting the loss of every record after the damage, run \`engram repair <dir> --truncate-after ${lsn ?? '<lsn>'}\`.`,
+    `log corruption in ${file} at offset ${offset}: ${reason}. This is not a torn write (${why}), so Engram will ` +
+      'not start on it. Restore the segment from a replica or backup, or, accepting the loss of every record ' +
+      `after the damage, run \`engram repair <dir> --truncate-after ${lsn ?? '<lsn>'}\` (\`engram verify <dir>\` ` +
+      'names the exact LSN).',
     { file, offset, lsn },
   );
 }
@@ -349,8 +360,9 @@ function classifyDamage(file: string, buf: Buffer, info: SegmentInfo, laterSegme
     throw corruption(
       file,
       offset,
-      `${reason} in the final group, with no sign of a torn write`,
+      `${reason} in the final group`,
       info.lastLsn,
+      'the damaged frame is complete, with no unwritten sector: a flipped bit in data that may have been acknowledged',
     );
   }
   return {
@@ -369,6 +381,8 @@ function validFrameAt(buf: Buffer, offset: number): boolean {
 
 function findCommitMarkerAfter(buf: Buffer, from: number, lastLsn: number): FrameView | undefined {
   for (let offset = from; offset + 24 <= buf.length; offset += FRAME_ALIGNMENT) {
+    // Cheap structural checks first: a checksum at every aligned offset of a large damaged file is slow.
+    if (buf.readUInt16LE(offset + 16) !== COMMIT_MARKER_TYPE || buf.readUInt16LE(offset + 22) !== 0) continue;
     const parsed = parseFrame(buf, offset, buf.length);
     if (parsed.ok && isCommitMarker(parsed.frame) && parsed.frame.lsn > lastLsn) return parsed.frame;
   }
