@@ -8,6 +8,7 @@ export type EngramErrorCode =
   | 'overloaded'
   | 'store_failed'
   | 'store_closed'
+  | 'store_locked'
   | 'storage_io'
   | 'corruption'
   | 'unknown_record_type'

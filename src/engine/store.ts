@@ -18,6 +18,7 @@ import {
   type CommandResult,
   type StoreDefinition,
 } from './definition.ts';
+import { acquireDirLock } from './dir-lock.ts';
 import { fingerprintA, fingerprintB } from './fingerprint.ts';
 import type { IdempotencyLimits, IdempotencyWindow } from './idempotency.ts';
 import { MaterializedState } from './materialized-state.ts';
@@ -127,6 +128,7 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
   private lastFlushMs = 1;
   private failure: EngramError | undefined;
   private closing = false;
+  private releaseLock: () => Promise<void> = async () => {};
   recovery!: RecoveryReport;
 
   private constructor(definition: Def<S, E, C, I>, options: StoreOptions) {
@@ -147,7 +149,14 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     options: StoreOptions,
   ): Promise<Store<S, E, C, I>> {
     const store = new Store(definition, options);
-    await store.recover(options);
+    const release = await acquireDirLock(options.fs ?? new NodeFileSystem(), options.dir);
+    try {
+      await store.recover(options);
+    } catch (error) {
+      await release();
+      throw error;
+    }
+    store.releaseLock = release;
     return store;
   }
 
@@ -564,8 +573,12 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    await this.snapshots.close();
-    await this.writer.close();
+    try {
+      await this.snapshots.close();
+      await this.writer.close();
+    } finally {
+      await this.releaseLock();
+    }
     if (this.failure) throw this.failure;
   }
 }

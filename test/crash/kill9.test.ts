@@ -76,3 +76,30 @@ test('kill -9 of a process writing at the disk ack point loses no acknowledged c
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a data directory in use by a live process is refused; the lock of a killed process is taken over', {
+  timeout: 30_000,
+}, async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'engram-lock-'));
+  try {
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dir, 'lock'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    await new Promise<void>((resolve) =>
+      createInterface({ input: child.stdout }).on('line', (line) => line.startsWith('ack') && resolve()),
+    );
+    await assert.rejects(Store.open(bankDefinition, { dir }), (e: { code?: string; message: string }) => {
+      assert.equal(e.code, 'store_locked');
+      assert.match(e.message, new RegExp(`process ${child.pid}`));
+      return true;
+    });
+    child.kill('SIGKILL');
+    await exited;
+    const store = await Store.open(bankDefinition, { dir });
+    assert.ok(store.lsnApplied > 0);
+    await store.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
