@@ -1,26 +1,103 @@
-import { constants, promises as fsp } from 'node:fs';
+/**
+ * The physical floor of a durable acknowledgement on a disk: the latency of appending a block (4 KiB) to a
+ * file and fdatasync'ing it, one after the other, in a given directory (use the directory the systems under
+ * test write to: /tmp here is the real disk; /dev/shm is tmpfs, where fdatasync costs ~1 µs and proves
+ * nothing). The file grows with every append, as a write-ahead log without preallocation does, so each
+ * fdatasync also makes the new size durable.
+ *
+ * By default the write and fdatasync are synchronous system calls timed on the calling thread (the raw cost,
+ * no event loop in it; the probe blocks the event loop while it runs). `async: true` goes through Node's
+ * thread pool (`FileHandle.write` + `datasync`), as an async log writer does, to show what that path adds.
+ */
+import { closeSync, constants, fdatasyncSync, promises as fsp, openSync, rmSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
-import { type LatencySummary, summarize } from './latency.ts';
+import { Histogram, type LatencySummary } from './latency.ts';
 
-/** Raw latency of a 4 KiB append + fdatasync in `dir`: the physical floor of a durable ack on this disk. */
-export async function probeFdatasync(dir: string, durationMs: number): Promise<LatencySummary> {
-  const file = path.join(dir, 'fdatasync-probe.bin');
-  const handle = await fsp.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o644);
-  const block = Buffer.alloc(4096, 0x5a);
-  const latencies: number[] = [];
-  const startMs = performance.now();
+export interface FdatasyncProbeOptions {
+  /** Stop after this many appends; with `durationMs`, whichever comes first. */
+  ops?: number;
+  /** Stop after this long (default 2,000 ms when `ops` is not given). */
+  durationMs?: number;
+  /** Bytes per append (default 4,096). */
+  blockBytes?: number;
+  /** Through the thread pool instead of synchronous calls (default false). */
+  async?: boolean;
+  /** Unmeasured appends first (default 20). */
+  warmupOps?: number;
+}
+
+export interface FdatasyncProbeResult extends LatencySummary {
+  dir: string;
+  blockBytes: number;
+  async: boolean;
+  minMs: number;
+  meanMs: number;
+  p90Ms: number;
+  elapsedMs: number;
+}
+
+/** Latency of `blockBytes` appends + fdatasync in `dir`; a number is the old `durationMs` argument. */
+export async function probeFdatasync(
+  dir: string,
+  options: FdatasyncProbeOptions | number = {},
+): Promise<FdatasyncProbeResult> {
+  const o = typeof options === 'number' ? { durationMs: options } : options;
+  const ops = o.ops ?? Number.POSITIVE_INFINITY;
+  const durationMs = o.durationMs ?? (o.ops === undefined ? 2000 : Number.POSITIVE_INFINITY);
+  const blockBytes = o.blockBytes ?? 4096;
+  const warmupOps = o.warmupOps ?? 20;
+  const useAsync = o.async ?? false;
+  const file = path.join(dir, `fdatasync-probe-${process.pid}-${Date.now()}.bin`);
+  const block = Buffer.alloc(blockBytes, 0x5a);
+  const histogram = new Histogram();
   let position = 0;
+  let startMs = performance.now();
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
   try {
-    while (performance.now() - startMs < durationMs) {
-      const t = performance.now();
-      await handle.write(block, 0, block.length, position);
-      await handle.datasync();
-      latencies.push(performance.now() - t);
-      position += block.length;
+    if (useAsync) {
+      const handle = await fsp.open(file, flags, 0o644);
+      try {
+        for (let i = 0; ; i++) {
+          if (i === warmupOps) startMs = performance.now();
+          const measured = i >= warmupOps;
+          if (measured && (histogram.count >= ops || performance.now() - startMs >= durationMs)) break;
+          const t = performance.now();
+          await handle.write(block, 0, blockBytes, position);
+          await handle.datasync();
+          if (measured) histogram.recordMs(performance.now() - t);
+          position += blockBytes;
+        }
+      } finally {
+        await handle.close();
+      }
+    } else {
+      const fd = openSync(file, flags, 0o644);
+      try {
+        for (let i = 0; ; i++) {
+          if (i === warmupOps) startMs = performance.now();
+          const measured = i >= warmupOps;
+          if (measured && (histogram.count >= ops || performance.now() - startMs >= durationMs)) break;
+          const t = performance.now();
+          writeSync(fd, block, 0, blockBytes, position);
+          fdatasyncSync(fd);
+          if (measured) histogram.recordMs(performance.now() - t);
+          position += blockBytes;
+        }
+      } finally {
+        closeSync(fd);
+      }
     }
   } finally {
-    await handle.close();
-    await fsp.rm(file, { force: true });
+    rmSync(file, { force: true });
   }
-  return summarize(latencies, performance.now() - startMs);
+  const elapsedMs = performance.now() - startMs;
+  const s = histogram.summary();
+  return {
+    ...s,
+    opsPerS: (s.count / elapsedMs) * 1000,
+    dir,
+    blockBytes,
+    async: useAsync,
+    elapsedMs,
+  };
 }
