@@ -3,40 +3,7 @@ import * as path from 'node:path';
 import { Prng } from '../util/prng.ts';
 import type { FileHandle, FileSystem, OpenMode, OpenOptions } from './file-system.ts';
 
-/**
- * A deterministic, in-memory file system that fails the way a disk and its page cache do, for tests and the
- * crash simulation. Everything it decides (which unsynced writes survive a power loss, how the last one tears,
- * how many ticks an operation takes, where a bit flips) comes from the seed, so a failing seed replays exactly.
- *
- * Model
- * - File content: every file has `current` bytes (the page cache: what reads see) and `durable` bytes (the
- *   platter: what survives power loss). `write` and `truncate` change `current` and are remembered, in order,
- *   as unsynced changes; `datasync` (any handle of the file) writes them to `durable`.
- * - Directory entries: create, rename and unlink change the namespace at once and are journaled; `syncDir(d)`
- *   makes every journaled change of `d` durable, plus whatever earlier changes those depend on (a rename
- *   into `d` from `e` carries `e`'s earlier changes with it). Directories themselves (`mkdirp`) are durable
- *   at once: the engine creates them at setup, and losing them would only re-test "no data yet".
- * - `crash()` is power loss and reboot. Each directory keeps a seed-chosen prefix of its journaled changes,
- *   closed under dependencies, so a rename is atomic (the file is under its old or its new name, never both,
- *   never neither) and no directory reflects a change without the earlier changes to it. Each file that is
- *   still linked keeps its durable bytes plus a seed-chosen in-order prefix of its unsynced changes, the
- *   last of which may be torn: a byte prefix of it, or its 512-byte sectors with some missing.
- * - Failed `datasync` (fsyncgate, as Linux does it): each unsynced change independently reached the disk or
- *   not, decided by the seed at the failure. The page cache keeps showing all of them and marks them clean,
- *   so a later successful `datasync`, on any handle, does not write the lost ones again.
- * - Faults: `injectFault` rules (EIO/ENOSPC on the nth matching call, once or for good), a capacity past
- *   which writes fail with ENOSPC after filling the disk, and bit flips in durable bytes. An injected write
- *   fault may still have written a prefix of the bytes, as a short write before the error does.
- * - Every operation resolves after at least one `setImmediate` tick (optionally a seeded number of them), so
- *   callers really run concurrently with their I/O.
- *
- * Decision (differs from a "same instance after the crash" design): `crash()` returns the rebooted disk as a
- * new `SimFileSystem` over the same storage and retires this one. The crashed process usually still has work
- * in flight (a flush loop, a segment roll, a snapshot rename) and keeps calling the file system object it
- * holds; a single instance cannot tell those calls from the rebooted process's, and the crash simulation
- * showed them creating and deleting files on the rebooted disk. A retired view rejects every call with EIO,
- * and every handle opened before the crash rejects with EBADF.
- */
+/** The calls a fault rule can target. The model itself is described on `SimFileSystem`, below. */
 export type SimOp = 'write' | 'datasync' | 'syncDir' | 'open' | 'rename' | 'read' | 'unlink' | 'truncate';
 
 export type SimFaultCode = 'EIO' | 'ENOSPC';
@@ -608,6 +575,40 @@ function assertRange(bufferLength: number, offset: number, length: number, posit
 
 // ---- the file system --------------------------------------------------------------------------------------
 
+/**
+ * A deterministic, in-memory file system that fails the way a disk and its page cache do, for tests and the
+ * crash simulation. Everything it decides (which unsynced writes survive a power loss, how the last one tears,
+ * how many ticks an operation takes, where a bit flips) comes from the seed, so a failing seed replays exactly.
+ *
+ * Model
+ * - File content: every file has `current` bytes (the page cache: what reads see) and `durable` bytes (the
+ *   platter: what survives power loss). `write` and `truncate` change `current` and are remembered, in order,
+ *   as unsynced changes; `datasync` (any handle of the file) writes them to `durable`.
+ * - Directory entries: create, rename and unlink change the namespace at once and are journaled; `syncDir(d)`
+ *   makes every journaled change of `d` durable, plus whatever earlier changes those depend on (a rename
+ *   into `d` from `e` carries `e`'s earlier changes with it). Directories themselves (`mkdirp`) are durable
+ *   at once: the engine creates them at setup, and losing them would only re-test "no data yet".
+ * - `crash()` is power loss and reboot. Each directory keeps a seed-chosen prefix of its journaled changes,
+ *   closed under dependencies, so a rename is atomic (the file is under its old or its new name, never both,
+ *   never neither) and no directory reflects a change without the earlier changes to it. Each file that is
+ *   still linked keeps its durable bytes plus a seed-chosen in-order prefix of its unsynced changes, the
+ *   last of which may be torn: a byte prefix of it, or its 512-byte sectors with some missing.
+ * - Failed `datasync` (fsyncgate, as Linux does it): each unsynced change independently reached the disk or
+ *   not, decided by the seed at the failure. The page cache keeps showing all of them and marks them clean,
+ *   so a later successful `datasync`, on any handle, does not write the lost ones again.
+ * - Faults: `injectFault` rules (EIO/ENOSPC on the nth matching call, once or for good), a capacity past
+ *   which writes fail with ENOSPC after filling the disk, and bit flips in durable bytes. An injected write
+ *   fault may still have written a prefix of the bytes, as a short write before the error does.
+ * - Every operation resolves after at least one `setImmediate` tick (optionally a seeded number of them), so
+ *   callers really run concurrently with their I/O.
+ *
+ * Decision (differs from a "same instance after the crash" design): `crash()` returns the rebooted disk as a
+ * new `SimFileSystem` over the same storage and retires this one. The crashed process usually still has work
+ * in flight (a flush loop, a segment roll, a snapshot rename) and keeps calling the file system object it
+ * holds; a single instance cannot tell those calls from the rebooted process's, and the crash simulation
+ * showed them creating and deleting files on the rebooted disk. A retired view rejects every call with EIO,
+ * and every handle opened before the crash rejects with EBADF.
+ */
 export class SimFileSystem implements FileSystem {
   readonly supportsSyncWrites: boolean;
   // Reassigned only by `crash()`, to build the rebooted view over the same disk.
