@@ -1,0 +1,144 @@
+/**
+ * The shared benchmark harness: the workload is deterministic and has the promised shape, the histogram's
+ * percentiles are within 1% of the exact ones, and the drivers count what they claim (the open loop charges a
+ * stall to every request that was due during it).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Prng } from '../../src/util/prng.ts';
+import { Histogram, offer, saturate } from './latency.ts';
+import { fmt, formatTable, jsonLine } from './report.ts';
+import {
+  generateMerchants,
+  MAX_AMOUNT_CENTS,
+  MERCHANT_BALANCE_CENTS,
+  MIN_AMOUNT_CENTS,
+  ReferenceLedger,
+  Workload,
+} from './workload.ts';
+
+test('workload: deterministic, unique ids, ~5% retries of the same object, ~10% rejected', () => {
+  const merchants = generateMerchants(10_000);
+  assert.deepEqual(generateMerchants(10_000), merchants);
+  assert.equal(merchants.filter((m) => m.balanceCents < MERCHANT_BALANCE_CENTS).length, 1000);
+  const a = new Workload(merchants, 3, 'a');
+  const b = new Workload(merchants, 3, 'b');
+  const reference = new ReferenceLedger(merchants);
+  const seen = new Set<string>();
+  const issued = new Map<string, object>();
+  let retries = 0;
+  let rejected = 0;
+  const n = 100_000;
+  for (let i = 0; i < n; i++) {
+    const r = a.next();
+    const s = b.next();
+    assert.equal(s.merchantId, r.merchantId);
+    assert.equal(s.amountCents, r.amountCents);
+    assert.ok(r.amountCents >= MIN_AMOUNT_CENTS && r.amountCents <= MAX_AMOUNT_CENTS);
+    if (seen.has(r.reservationId)) {
+      retries++;
+      assert.equal(issued.get(r.reservationId), r, 'a retry is the same request');
+    } else {
+      seen.add(r.reservationId);
+      issued.set(r.reservationId, r);
+      if (reference.reserve(r).status === 'rejected') rejected++;
+    }
+  }
+  assert.equal(a.retries, retries);
+  assert.ok(Math.abs(retries / n - 0.05) < 0.005, `retry share ${retries / n}`);
+  const share = rejected / (n - retries);
+  assert.ok(share > 0.085 && share < 0.105, `rejected share ${share}`);
+});
+
+test('histogram: percentiles within 1% of the exact ones, exact min/max/mean', () => {
+  const prng = new Prng(7);
+  const h = new Histogram();
+  const values: number[] = [];
+  for (let i = 0; i < 200_000; i++) {
+    const ms = Math.exp(prng.nextFloat() * 16 - 9); // 0.1 µs .. 1 min
+    values.push(ms);
+    h.recordMs(ms);
+  }
+  values.sort((x, y) => x - y);
+  for (const q of [0.001, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999]) {
+    const exact = values[Math.ceil(q * values.length) - 1];
+    const got = h.quantileMs(q);
+    // 1% relative, or the 1 ns resolution for the smallest values.
+    assert.ok(Math.abs(got - exact) <= Math.max(exact * 0.01, 1e-6), `q${q}: ${got} vs ${exact}`);
+  }
+  assert.ok(Math.abs(h.maxMs - values[values.length - 1]) < 1e-6);
+  assert.ok(Math.abs(h.minMs - values[0]) < 1e-6);
+  const mean = values.reduce((s, v) => s + v, 0) / values.length;
+  assert.ok(Math.abs(h.meanMs - mean) / mean < 1e-6);
+  const other = new Histogram();
+  other.recordMs(1e5);
+  h.merge(other);
+  assert.equal(h.count, 200_001);
+  assert.equal(h.maxMs, 1e5);
+  assert.ok(Number.isNaN(new Histogram().quantileMs(0.5)));
+});
+
+test('saturate: exactly the requested count, with the given concurrency', async () => {
+  let inFlight = 0;
+  let peak = 0;
+  let calls = 0;
+  const submit = async () => {
+    calls++;
+    inFlight++;
+    peak = Math.max(peak, inFlight);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    inFlight--;
+  };
+  const result = await saturate(submit, () => 0, { concurrency: 8, requests: 400 });
+  assert.equal(result.count, 400);
+  assert.equal(calls, 400);
+  assert.equal(peak, 8);
+  assert.ok(result.p50Ms >= 0.9, `p50 ${result.p50Ms}`);
+  assert.ok(result.opsPerS > 0);
+  const failing = await saturate(
+    () => Promise.reject(new Error('no')),
+    () => 0,
+    { concurrency: 2, requests: 10 },
+  );
+  assert.equal(failing.errors, 10);
+  assert.equal(failing.firstError, 'no');
+});
+
+test('offer: the offered rate is achieved, and a stall is charged to every request due during it', async () => {
+  const start = performance.now();
+  let stalled = false;
+  const submit = () => {
+    // One 150 ms stall of the event loop, as a synchronous commit or a GC pause would cause.
+    if (!stalled && performance.now() - start > 300) {
+      stalled = true;
+      const until = performance.now() + 150;
+      while (performance.now() < until) {}
+    }
+    return Promise.resolve();
+  };
+  const result = await offer(submit, () => 0, { ratePerS: 1000, durationMs: 800, warmupMs: 100 });
+  assert.ok(stalled);
+  assert.ok(Math.abs(result.achievedPerS - 1000) < 100, `achieved ${result.achievedPerS}`);
+  assert.ok(Math.abs(result.count - 800) <= 2, `count ${result.count}`);
+  // ~150 requests were due during the stall: from their intended start they waited up to 150 ms; from their
+  // actual send (what a closed loop or a naive generator sees) almost nothing.
+  assert.ok(result.p90Ms > 20, `p90 from intended start ${result.p90Ms}`);
+  assert.ok(result.maxMs >= 140, `max ${result.maxMs}`);
+  assert.ok(result.service.p90Ms < 20, `p90 from actual send ${result.service.p90Ms}`);
+});
+
+test('report: aligned table and a JSON line without NaN', () => {
+  const table = formatTable(
+    [
+      { header: 'system', value: (r: { n: string; v: number }) => r.n },
+      { header: 'ops/s', value: (r) => r.v, digits: 0 },
+    ],
+    [
+      { n: 'a', v: 12345.6 },
+      { n: 'longer', v: Number.NaN },
+    ],
+  );
+  assert.equal(table, 'system  ops/s\n------  -----\na       12346\nlonger      -');
+  assert.equal(jsonLine({ a: Number.NaN, b: 1.234567, c: 3 }), '{"a":null,"b":1.2346,"c":3}');
+  assert.equal(fmt(undefined), '-');
+});
