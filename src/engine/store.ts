@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { AssertionFailure, assert, EngramError, invalidArgument, OverloadedError } from '../errors.ts';
 import type { FlushPolicy } from '../log/flush-policy.ts';
 import { DEFAULT_MEMORY_FLUSH_INTERVAL_MS } from '../log/flush-policy.ts';
@@ -6,6 +7,7 @@ import type { TornTail } from '../log/reader.ts';
 import type { FlushStats, LogWriter } from '../log/writer.ts';
 import { type SnapshotBuilt, snapshotsDir, walDir } from '../snapshot/build.ts';
 import { loadNewestValid, type SnapshotFallback } from '../snapshot/catalog.ts';
+import { parseSnapshotName } from '../snapshot/format.ts';
 import { type SnapshotPolicy, SnapshotScheduler } from '../snapshot/scheduler.ts';
 import type { FileSystem } from '../storage/file-system.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
@@ -193,6 +195,25 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       },
       onProgress: options.onRecoveryProgress,
       emptyLogStart: loaded ? { lastLsn: snapshotLsn, chain: loaded.snapshot.header.chain } : undefined,
+      checkScan: (scan) => {
+        if (scan.segments.length > 0 && scan.firstLsn > snapshotLsn + 1) {
+          throw this.historyGap(options.dir, snapshotLsn, scan.firstLsn, fallbacks);
+        }
+        // Snapshots existed but none verifies: the log must hold all they covered, from LSN 1.
+        const covered = Math.max(0, ...fallbacks.map((f) => parseSnapshotName(path.basename(f.file)) ?? 0));
+        if (
+          !loaded &&
+          covered > 0 &&
+          (scan.segments.length === 0 || scan.firstLsn > 1 || scan.lastLsn < covered)
+        ) {
+          throw this.historyGap(
+            options.dir,
+            0,
+            scan.segments.length > 0 ? scan.firstLsn : Number.NaN,
+            fallbacks,
+          );
+        }
+      },
       writer: {
         onDurable: (lsn) => this.onDurable(lsn),
         onFailure: (error) => this.onFailure(error),
@@ -205,10 +226,6 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     });
     this.writer = opened.writer;
     const { scan } = opened;
-    if (scan.segments.length > 0 && scan.firstLsn > snapshotLsn + 1) {
-      await this.writer.close();
-      throw this.historyGap(options.dir, snapshotLsn, scan.firstLsn, fallbacks);
-    }
     if (this.m.lsnApplied !== this.writer.nextLsn - 1) {
       await this.writer.close();
       throw new EngramError(
@@ -263,11 +280,15 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
   ): EngramError {
     return new EngramError(
       'log_gap',
-      `cannot recover '${this.definition.name}' from ${dir}: the log continues at LSN ${firstLsn} but ` +
+      `cannot recover '${this.definition.name}' from ${dir}: ` +
+        (Number.isNaN(firstLsn) ? 'the log holds no records, ' : `the log continues at LSN ${firstLsn}, `) +
+        'but ' +
         (snapshotLsn > 0
           ? `the newest usable snapshot is at LSN ${snapshotLsn}`
           : 'no usable snapshot exists') +
-        `, so records ${snapshotLsn + 1}..${firstLsn - 1} are missing. ` +
+        (Number.isNaN(firstLsn)
+          ? ', so history is missing. '
+          : `, so records ${snapshotLsn + 1}..${firstLsn - 1} are missing. `) +
         (fallbacks.length > 0
           ? `Skipped snapshots: ${fallbacks.map((f) => `${f.file} (${f.reason})`).join('; ')}. `
           : '') +

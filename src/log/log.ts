@@ -16,6 +16,8 @@ export interface OpenLogOptions {
   writer: Pick<LogWriterOptions, 'onDurable' | 'onFailure' | 'onFlush' | 'onSegmentRolled'>;
   /** Used when the log directory is empty and a snapshot says where history starts. */
   emptyLogStart?: { lastLsn: number; chain: number };
+  /** Called after the scan, before anything is created: throw to refuse the log as it is. */
+  checkScan?: (scan: ScanResult) => void;
 }
 
 export interface OpenedLog {
@@ -38,6 +40,7 @@ export async function openLog(options: OpenLogOptions): Promise<OpenedLog> {
     onRecord: options.onRecord,
     onProgress: options.onProgress,
   });
+  options.checkScan?.(scan);
   for (const torn of scan.tornTails) await cutTornTail(fs, dir, torn);
   const last = scan.segments[scan.segments.length - 1];
   const empty = scan.segments.length === 0;

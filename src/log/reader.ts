@@ -1,7 +1,16 @@
 import * as path from 'node:path';
 import { EngramError } from '../errors.ts';
 import type { FileSystem } from '../storage/file-system.ts';
-import { COMMIT_MARKER_TYPE, FRAME_ALIGNMENT, parseSegmentName, SEGMENT_HEADER_BYTES } from './format.ts';
+import { readU64 } from '../util/bin.ts';
+import { crc32c } from './crc32c.ts';
+import {
+  COMMIT_MARKER_TYPE,
+  COMMIT_PAYLOAD_BYTES,
+  FRAME_ALIGNMENT,
+  FRAME_HEADER_BYTES,
+  parseSegmentName,
+  SEGMENT_HEADER_BYTES,
+} from './format.ts';
 import {
   chainStep,
   type FrameView,
@@ -355,6 +364,18 @@ function classifyDamage(file: string, buf: Buffer, info: SegmentInfo, laterSegme
   ) {
     throw corruption(file, offset, `${reason}, yet later groups were committed`, info.lastLsn);
   }
+  if (uncommitted > 0 && markerWithDamagedLength(buf, offset, info.lastLsn)) {
+    // The length field is the one part of a frame its checksum does not cover. A commit marker whose body
+    // verifies at the standard size ends a complete group: the group was written whole, so this is a
+    // flipped bit in what may have been acknowledged, not a write cut short.
+    throw corruption(
+      file,
+      offset,
+      `${reason}: the length of a commit marker whose body verifies`,
+      info.lastLsn,
+      'the group is complete; only its commit marker length is damaged',
+    );
+  }
   const damageEnd = laterMarker ? laterMarker.next : Math.min(buf.length, offset + 4096);
   if ((completeButBad || laterMarker) && !hasZeroSector(buf, offset, damageEnd)) {
     throw corruption(
@@ -373,6 +394,17 @@ function classifyDamage(file: string, buf: Buffer, info: SegmentInfo, laterSegme
     reason,
     deleteFile: false,
   };
+}
+
+const COMMIT_FRAME_BYTES = FRAME_HEADER_BYTES + COMMIT_PAYLOAD_BYTES;
+
+function markerWithDamagedLength(buf: Buffer, offset: number, lastLsn: number): boolean {
+  if (offset + COMMIT_FRAME_BYTES > buf.length) return false;
+  if (buf.readUInt32LE(offset) === COMMIT_FRAME_BYTES) return false;
+  if (buf.readUInt16LE(offset + 16) !== COMMIT_MARKER_TYPE || buf.readUInt16LE(offset + 22) !== 0)
+    return false;
+  if (crc32c(buf, offset + 8, offset + COMMIT_FRAME_BYTES) !== buf.readUInt32LE(offset + 4)) return false;
+  return readU64(buf, offset + 8) > lastLsn;
 }
 
 function validFrameAt(buf: Buffer, offset: number): boolean {
