@@ -3,8 +3,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
-import { Store } from '../../src/engine/store.ts';
+import { Store, type StoreOptions } from '../../src/engine/store.ts';
+import { HttpMetrics } from '../../src/server/http-metrics.ts';
 import { EngineMetrics } from '../../src/server/metrics.ts';
+import { NodeFileSystem } from '../../src/storage/node-file-system.ts';
+import { ControlledFileSystem } from '../../src/storage/testing/controlled-file-system.ts';
 import { buildApp, type GateStore } from './app.ts';
 import { ConfigError, parseConfig } from './config.ts';
 import { balanceGateDefinition } from './domain.ts';
@@ -15,12 +18,17 @@ after(async () => {
   for (const cleanup of cleanups) await cleanup();
 });
 
-async function gate(options: { token?: string } = {}) {
+async function gate(options: { token?: string; store?: Partial<StoreOptions> } = {}) {
   const dir = await mkdtemp(path.join(tmpdir(), 'gate-app-'));
-  const metrics = new EngineMetrics();
-  const store: GateStore = await Store.open(balanceGateDefinition, { dir, observer: metrics.observer() });
+  const metrics = new EngineMetrics({ commandsName: 'balance_gate_commands_total' });
+  const httpMetrics = new HttpMetrics(metrics.registry, 'balance_gate_http_requests_total');
+  const store: GateStore = await Store.open(balanceGateDefinition, {
+    dir,
+    observer: metrics.observer(),
+    ...options.store,
+  });
   metrics.attach(store);
-  const app = buildApp({ store: () => store, metrics, token: options.token });
+  const app = buildApp({ store: () => store, metrics, httpMetrics, token: options.token });
   cleanups.push(async () => {
     await app.close();
     await store.close().catch(() => undefined);
@@ -33,88 +41,135 @@ async function gate(options: { token?: string } = {}) {
   return { app, store, post, get };
 }
 
-test('credits: 200 with the merchant and LSN; a retry is byte-identical; the same transfer with another amount is a 409', async () => {
-  const { post } = await gate();
-  const first = await post('/v1/merchants/m1/credits', { transfer_id: 't1', amount_cents: 1000 });
-  assert.equal(first.statusCode, 200);
-  assert.deepEqual(first.json(), {
-    merchant: {
-      merchant_id: 'm1',
-      available_cents: 1000,
-      held_cents: 0,
-      captured_cents: 0,
-      credited_cents: 1000,
-    },
-    lsn: 1,
-  });
-  const retry = await post('/v1/merchants/m1/credits', { transfer_id: 't1', amount_cents: 1000 });
-  assert.equal(retry.statusCode, 200);
-  assert.equal(retry.body, first.body);
-  const conflict = await post('/v1/merchants/m1/credits', { transfer_id: 't1', amount_cents: 999 });
-  assert.equal(conflict.statusCode, 409);
-  assert.equal(conflict.json().error, 'idempotency_conflict');
+const merchant = (id: string, available: number, held: number, captured: number, credited: number) => ({
+  merchant_id: id,
+  available_cents: available,
+  held_cents: held,
+  captured_cents: captured,
+  credited_cents: credited,
 });
 
-test('reservations: held with per-merchant sequence, rejected when funds are short, retries byte-identical, conflicts 409', async () => {
+test('credits: 200 with the merchant and LSN; a retry is byte-identical; the same transfer with another body is a 409', async () => {
   const { post, get } = await gate();
+  const first = await post('/v1/merchants/m1/credits', { transfer_id: 't1', amount_cents: 1000 });
+  assert.equal(first.statusCode, 200);
+  assert.match(first.headers['content-type'] as string, /^application\/json/);
+  assert.deepEqual(first.json(), { merchant: merchant('m1', 1000, 0, 0, 1000), lsn: 1 });
+  await post('/v1/merchants/m1/credits', { transfer_id: 't2', amount_cents: 1 });
+  const retry = await post('/v1/merchants/m1/credits', { transfer_id: 't1', amount_cents: 1000 });
+  assert.equal(retry.statusCode, 200);
+  assert.equal(retry.body, first.body, 'the recorded body, although the balance changed since');
+  for (const conflicting of [
+    { url: '/v1/merchants/m1/credits', amount: 999 },
+    { url: '/v1/merchants/m2/credits', amount: 1000 },
+  ]) {
+    const conflict = await post(conflicting.url, { transfer_id: 't1', amount_cents: conflicting.amount });
+    assert.equal(conflict.statusCode, 409);
+    assert.equal(conflict.json().error, 'idempotency_conflict');
+    assert.match(conflict.json().message, /new key|original/);
+  }
+  assert.deepEqual((await get('/v1/merchants/m1')).json(), merchant('m1', 1001, 0, 0, 1001));
+  assert.equal((await get('/v1/merchants/m2')).statusCode, 404);
+});
+
+test('reservations: held with a per-merchant sequence, rejected when funds are short, retries byte-identical, conflicts 409', async () => {
+  const { post } = await gate();
   await post('/v1/merchants/m1/credits', { transfer_id: 't1', amount_cents: 1000 });
   await post('/v1/merchants/m2/credits', { transfer_id: 't2', amount_cents: 1000 });
   const a = await post('/v1/reservations', { reservation_id: 'a', merchant_id: 'm1', amount_cents: 700 });
   assert.equal(a.statusCode, 200);
-  assert.deepEqual(a.json(), {
-    reservation_id: 'a',
-    status: 'held',
-    sequence: 1,
-    merchant: {
-      merchant_id: 'm1',
-      available_cents: 300,
-      held_cents: 700,
-      captured_cents: 0,
-      credited_cents: 1000,
-    },
-    lsn: 3,
-  });
-  const b = await post('/v1/reservations', { reservation_id: 'b', merchant_id: 'm1', amount_cents: 301 });
-  assert.equal(b.json().status, 'rejected');
-  assert.equal(b.json().reason, 'insufficient_funds');
-  assert.equal(b.json().sequence, undefined);
   assert.equal(
-    (await post('/v1/reservations', { reservation_id: 'c', merchant_id: 'm1', amount_cents: 300 })).json()
-      .sequence,
-    2,
-  );
-  assert.equal(
-    (await post('/v1/reservations', { reservation_id: 'd', merchant_id: 'm2', amount_cents: 1 })).json()
-      .sequence,
-    1,
-  );
-  assert.equal(
-    (await post('/v1/reservations', { reservation_id: 'a', merchant_id: 'm1', amount_cents: 700 })).body,
     a.body,
+    JSON.stringify({
+      reservation_id: 'a',
+      status: 'held',
+      sequence: 1,
+      merchant: merchant('m1', 300, 700, 0, 1000),
+      lsn: 3,
+    }),
   );
-  assert.equal(
-    (await post('/v1/reservations', { reservation_id: 'b', merchant_id: 'm1', amount_cents: 301 })).body,
-    b.body,
-  );
-  const conflict = await post('/v1/reservations', {
-    reservation_id: 'a',
-    merchant_id: 'm1',
-    amount_cents: 701,
-  });
-  assert.equal(conflict.statusCode, 409);
-  assert.equal(conflict.json().error, 'idempotency_conflict');
-  assert.deepEqual((await get('/v1/reservations/b')).json(), {
+  const b = await post('/v1/reservations', { reservation_id: 'b', merchant_id: 'm1', amount_cents: 301 });
+  assert.deepEqual(b.json(), {
     reservation_id: 'b',
-    merchant_id: 'm1',
-    amount_cents: 301,
     status: 'rejected',
+    reason: 'insufficient_funds',
+    merchant: merchant('m1', 300, 700, 0, 1000),
+    lsn: 4,
   });
+  const c = await post('/v1/reservations', {
+    reservation_id: 'c',
+    merchant_id: 'm1',
+    amount_cents: 300,
+    ttl_ms: 60_000,
+  });
+  assert.equal(c.json().sequence, 2, 'a rejection takes no sequence number');
+  const d = await post('/v1/reservations', { reservation_id: 'd', merchant_id: 'm2', amount_cents: 1 });
+  assert.equal(d.json().sequence, 1, 'sequences are per merchant');
+  // Retries: the recorded body, byte for byte, although the merchant's balance moved on.
+  const retries: [unknown, string][] = [
+    [{ reservation_id: 'a', merchant_id: 'm1', amount_cents: 700 }, a.body],
+    [{ reservation_id: 'b', merchant_id: 'm1', amount_cents: 301 }, b.body],
+    [{ reservation_id: 'c', merchant_id: 'm1', amount_cents: 300, ttl_ms: 60_000 }, c.body],
+  ];
+  for (const [payload, body] of retries) {
+    const retry = await post('/v1/reservations', payload);
+    assert.equal(retry.statusCode, 200);
+    assert.equal(retry.body, body);
+  }
+  for (const payload of [
+    { reservation_id: 'a', merchant_id: 'm1', amount_cents: 701 },
+    { reservation_id: 'a', merchant_id: 'm2', amount_cents: 700 },
+    { reservation_id: 'a', merchant_id: 'm1', amount_cents: 700, ttl_ms: 5 },
+    { reservation_id: 'c', merchant_id: 'm1', amount_cents: 300 },
+  ]) {
+    const conflict = await post('/v1/reservations', payload);
+    assert.equal(conflict.statusCode, 409, JSON.stringify(payload));
+    assert.equal(conflict.json().error, 'idempotency_conflict');
+  }
   const unknownMerchant = await post('/v1/reservations', {
     reservation_id: 'e',
     merchant_id: 'ghost',
     amount_cents: 1,
   });
   assert.equal(unknownMerchant.statusCode, 404);
+  assert.equal(unknownMerchant.json().error, 'not_found');
+  assert.match(unknownMerchant.json().message, /credit it first/);
+});
+
+test('GET shapes: a reservation in each status, a merchant, and 404s', async () => {
+  const { post, get } = await gate();
+  await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
+  await post('/v1/reservations', { reservation_id: 'h', merchant_id: 'm', amount_cents: 10 });
+  await post('/v1/reservations', { reservation_id: 'c', merchant_id: 'm', amount_cents: 20 });
+  await post('/v1/reservations', { reservation_id: 'r', merchant_id: 'm', amount_cents: 30 });
+  await post('/v1/reservations', { reservation_id: 'x', merchant_id: 'm', amount_cents: 1000 });
+  await post('/v1/reservations/c/capture');
+  await post('/v1/reservations/r/release');
+  const expected = { h: 'held', c: 'captured', r: 'released', x: 'rejected' } as const;
+  for (const [id, status] of Object.entries(expected)) {
+    const response = await get(`/v1/reservations/${id}`);
+    assert.equal(response.statusCode, 200);
+    assert.deepEqual(Object.keys(response.json()), [
+      'reservation_id',
+      'merchant_id',
+      'amount_cents',
+      'status',
+    ]);
+    assert.equal(response.json().status, status);
+    assert.equal(response.json().merchant_id, 'm');
+  }
+  assert.deepEqual((await get('/v1/reservations/x')).json(), {
+    reservation_id: 'x',
+    merchant_id: 'm',
+    amount_cents: 1000,
+    status: 'rejected',
+  });
+  assert.equal((await get('/v1/merchants/m')).body, JSON.stringify(merchant('m', 70, 10, 20, 100)));
+  for (const url of ['/v1/reservations/nope', '/v1/merchants/nope']) {
+    const missing = await get(url);
+    assert.equal(missing.statusCode, 404);
+    assert.equal(missing.json().error, 'not_found');
+  }
 });
 
 test('capture and release: recorded answers on retry, illegal transitions 409, unknown 404', async () => {
@@ -122,32 +177,54 @@ test('capture and release: recorded answers on retry, illegal transitions 409, u
   await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
   await post('/v1/reservations', { reservation_id: 'x', merchant_id: 'm', amount_cents: 40 });
   await post('/v1/reservations', { reservation_id: 'y', merchant_id: 'm', amount_cents: 10 });
+  await post('/v1/reservations', { reservation_id: 'no-funds', merchant_id: 'm', amount_cents: 1000 });
   const captured = await post('/v1/reservations/x/capture');
   assert.equal(captured.statusCode, 200);
-  assert.equal(captured.json().status, 'captured');
-  assert.equal((await post('/v1/reservations/x/capture')).body, captured.body);
+  assert.equal(
+    captured.body,
+    JSON.stringify({
+      reservation_id: 'x',
+      status: 'captured',
+      sequence: 1,
+      merchant: merchant('m', 50, 10, 40, 100),
+      lsn: 5,
+    }),
+  );
+  // Retried with the header many clients always send, and an empty body: the recorded answer.
+  const retried = await post('/v1/reservations/x/capture', '', { 'content-type': 'application/json' });
+  assert.equal(retried.statusCode, 200);
+  assert.equal(retried.body, captured.body);
   const wrong = await post('/v1/reservations/x/release');
   assert.equal(wrong.statusCode, 409);
   assert.equal(wrong.json().error, 'illegal_transition');
+  assert.match(wrong.json().message, /is captured/);
   const released = await post('/v1/reservations/y/release', {});
+  assert.equal(released.statusCode, 200);
   assert.equal(released.json().status, 'released');
-  assert.equal((await post('/v1/reservations/y/capture')).statusCode, 409);
-  assert.equal((await post('/v1/reservations/zz/capture')).statusCode, 404);
-  assert.deepEqual((await get('/v1/merchants/m')).json(), {
-    merchant_id: 'm',
-    available_cents: 60,
-    held_cents: 0,
-    captured_cents: 40,
-    credited_cents: 100,
-  });
+  assert.deepEqual(released.json().merchant, merchant('m', 60, 0, 40, 100));
+  assert.equal((await post('/v1/reservations/y/release')).body, released.body);
+  const afterRelease = await post('/v1/reservations/y/capture');
+  assert.equal(afterRelease.statusCode, 409);
+  assert.equal(afterRelease.json().error, 'illegal_transition');
+  assert.equal(
+    (await post('/v1/reservations/no-funds/capture')).statusCode,
+    409,
+    'a rejection holds nothing',
+  );
+  for (const action of ['capture', 'release']) {
+    const unknown = await post(`/v1/reservations/zz/${action}`);
+    assert.equal(unknown.statusCode, 404);
+    assert.equal(unknown.json().error, 'not_found');
+  }
+  assert.deepEqual((await get('/v1/merchants/m')).json(), merchant('m', 60, 0, 40, 100));
   assert.equal((await get('/v1/reservations/x')).json().status, 'captured');
-  assert.equal((await get('/v1/reservations/nope')).statusCode, 404);
-  assert.equal((await get('/v1/merchants/nope')).statusCode, 404);
+  assert.equal((await get('/v1/reservations/y')).json().status, 'released');
 });
 
-test('batch: one result per item, invalid items answered in their slot, up to 8190 items', async () => {
-  const { post, store } = await gate();
-  await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 10_000_000 });
+test('batch: one result per item in order, invalid items answered in their slot, the others decided', async () => {
+  const { post, get } = await gate();
+  await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
+  await post('/v1/reservations', { reservation_id: 'before', merchant_id: 'm', amount_cents: 1 });
   const mixed = await post('/v1/reservations/batch', {
     items: [
       { reservation_id: 'b1', merchant_id: 'm', amount_cents: 5 },
@@ -155,34 +232,78 @@ test('batch: one result per item, invalid items answered in their slot, up to 81
       { reservation_id: 'b3', merchant_id: 'ghost', amount_cents: 5 },
       { reservation_id: 'b1', merchant_id: 'm', amount_cents: 6 },
       'not an object',
+      { reservation_id: 'b4', merchant_id: 'm', amount_cents: 1000 },
+      { reservation_id: 'before', merchant_id: 'm', amount_cents: 1 },
+      { reservation_id: 'b5', merchant_id: 'm', amount_cents: 5, extra: true },
+      { reservation_id: 'b6', merchant_id: 'm', amount_cents: 5, ttl_ms: 60_000 },
     ],
   });
   assert.equal(mixed.statusCode, 200);
   const results = mixed.json().results;
-  assert.equal(results.length, 5);
+  assert.equal(results.length, 9);
   assert.equal(results[0].status, 'held');
+  assert.equal(results[0].sequence, 2);
   assert.equal(results[1].error, 'invalid_input');
+  assert.match(results[1].message, /items\[1\]\/amount_cents/);
   assert.equal(results[2].error, 'not_found');
   assert.equal(results[3].error, 'idempotency_conflict');
   assert.equal(results[4].error, 'invalid_input');
-  const items = Array.from({ length: 8190 }, (_, i) => ({
-    reservation_id: `big-${i}`,
-    merchant_id: 'm',
-    amount_cents: 1,
-  }));
-  const big = await post('/v1/reservations/batch', { items });
-  assert.equal(big.statusCode, 200);
-  assert.equal(big.json().results.length, 8190);
-  assert.equal(big.json().results[8189].sequence, 8191);
-  const tooMany = await post('/v1/reservations/batch', { items: [...items, items[0]] });
-  assert.equal(tooMany.statusCode, 400);
+  assert.equal(results[5].status, 'rejected');
   assert.equal(
-    store.readStale((s) => s.reservations.size),
-    1 + 8190,
+    JSON.stringify(results[6]),
+    (await post('/v1/reservations', { reservation_id: 'before', merchant_id: 'm', amount_cents: 1 })).body,
+    'an item retrying an earlier reservation gets its recorded result',
+  );
+  assert.equal(results[7].error, 'invalid_input');
+  assert.equal(results[8].sequence, 3);
+  for (const error of results.filter((r: { error?: string }) => r.error))
+    assert.deepEqual(Object.keys(error), ['error', 'message']);
+  // The whole batch retried: per item the same answers, nothing decided twice.
+  const again = await post('/v1/reservations/batch', {
+    items: [
+      { reservation_id: 'b1', merchant_id: 'm', amount_cents: 5 },
+      { reservation_id: 'b6', merchant_id: 'm', amount_cents: 5, ttl_ms: 60_000 },
+    ],
+  });
+  assert.equal(JSON.stringify(again.json().results), JSON.stringify([results[0], results[8]]));
+  assert.deepEqual((await get('/v1/merchants/m')).json(), merchant('m', 89, 11, 0, 100));
+  // Only a malformed envelope fails the whole request.
+  const allInvalid = await post('/v1/reservations/batch', { items: [{}, { reservation_id: 'q' }] });
+  assert.equal(allInvalid.statusCode, 200);
+  assert.deepEqual(
+    allInvalid.json().results.map((r: { error: string }) => r.error),
+    ['invalid_input', 'invalid_input'],
   );
 });
 
-test('holds expire through the expiry timer at their ttl', async () => {
+test('batch: 8190 items of the longest valid form fit the body limit; 8191 items are a 400', async () => {
+  const { post, store } = await gate();
+  const merchantId = `m${'M'.repeat(127)}`;
+  await post(`/v1/merchants/${merchantId}/credits`, { transfer_id: 't', amount_cents: 100_000_000 });
+  const items = Array.from({ length: 8190 }, (_, i) => ({
+    reservation_id: `r${i}-`.padEnd(128, 'x'),
+    merchant_id: merchantId,
+    amount_cents: i === 8189 ? Number.MAX_SAFE_INTEGER : 100 + i,
+    ttl_ms: 30 * 24 * 3600 * 1000,
+  }));
+  const payload = JSON.stringify({ items });
+  assert.ok(payload.length > 2.6 * 1024 * 1024, `near the worst case: ${payload.length} bytes`);
+  const big = await post('/v1/reservations/batch', payload, { 'content-type': 'application/json' });
+  assert.equal(big.statusCode, 200, big.body.slice(0, 300));
+  const results = big.json().results;
+  assert.equal(results.length, 8190);
+  assert.equal(results[0].sequence, 1);
+  assert.equal(results[8188].sequence, 8189);
+  assert.equal(results[8189].status, 'rejected');
+  const lsnBefore = store.lsnApplied;
+  const tooMany = await post('/v1/reservations/batch', { items: [...items, items[0]] });
+  assert.equal(tooMany.statusCode, 400);
+  assert.equal(tooMany.json().error, 'invalid_input');
+  assert.match(tooMany.json().message, /8190/);
+  assert.equal(store.lsnApplied, lsnBefore, 'a refused envelope decides nothing');
+});
+
+test('holds expire through the expiry timer at their ttl, through a logged record', async () => {
   const { post, get, store } = await gate();
   await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
   await post('/v1/reservations', { reservation_id: 'soon', merchant_id: 'm', amount_cents: 30, ttl_ms: 50 });
@@ -192,23 +313,33 @@ test('holds expire through the expiry timer at their ttl', async () => {
     amount_cents: 30,
     ttl_ms: 600_000,
   });
-  const timer = new ExpiryTimer((error) => assert.fail(String(error)));
+  await post('/v1/reservations', { reservation_id: 'forever', merchant_id: 'm', amount_cents: 30 });
+  const lsnBefore = store.lsnApplied;
+  const timer = new ExpiryTimer({ error: (_obj, msg) => assert.fail(msg) });
   timer.start(store);
-  for (let i = 0; i < 40 && (await get('/v1/reservations/soon')).json().status !== 'expired'; i++)
+  for (let i = 0; i < 80 && (await get('/v1/reservations/soon')).json().status !== 'expired'; i++)
     await new Promise((r) => setTimeout(r, 25));
   timer.stop();
   assert.equal((await get('/v1/reservations/soon')).json().status, 'expired');
+  assert.equal(store.lsnApplied, lsnBefore + 1, 'one expire record');
   assert.equal((await get('/v1/reservations/later')).json().status, 'held');
-  assert.equal((await get('/v1/merchants/m')).json().available_cents, 70);
-  assert.equal((await post('/v1/reservations/soon/capture')).statusCode, 409);
+  assert.equal((await get('/v1/reservations/forever')).json().status, 'held');
+  assert.deepEqual((await get('/v1/merchants/m')).json(), merchant('m', 40, 60, 0, 100));
+  const capture = await post('/v1/reservations/soon/capture');
+  assert.equal(capture.statusCode, 409);
+  assert.match(capture.json().message, /is expired/);
 });
 
-test('metrics, health and readiness', async () => {
+test('metrics name the engine and service series; health and readiness', async () => {
   const { post, get } = await gate();
   await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
+  await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
+  await post('/v1/reservations', { reservation_id: 'r', merchant_id: 'ghost', amount_cents: 1 });
+  await get('/no/such/route');
   const text = (await get('/metrics')).body;
   for (const name of [
-    'engram_commands_total',
+    'balance_gate_commands_total',
+    'balance_gate_http_requests_total',
     'engram_ack_latency_seconds',
     'engram_wal_flush_duration_seconds',
     'engram_wal_group_records',
@@ -217,45 +348,126 @@ test('metrics, health and readiness', async () => {
     'engram_backpressure_events_total',
     'engram_fsync_errors_total',
     'engram_lsn_durable',
+    'engram_lsn_applied',
   ]) {
     assert.match(text, new RegExp(`^${name}`, 'm'), name);
   }
+  assert.match(text, /^balance_gate_commands_total\{command="credit",outcome="ok"\} 1$/m);
+  assert.match(text, /^balance_gate_commands_total\{command="credit",outcome="duplicate"\} 1$/m);
+  assert.match(text, /^balance_gate_commands_total\{command="reserve",outcome="rejected"\} 1$/m);
+  assert.match(text, /^balance_gate_commands_total\{command="capture",outcome="ok"\} 0$/m, 'pre-bound');
+  assert.match(
+    text,
+    /^balance_gate_http_requests_total\{route="\/v1\/merchants\/:merchant_id\/credits",status="200"\} 2$/m,
+  );
+  assert.match(text, /^balance_gate_http_requests_total\{route="\/v1\/reservations",status="404"\} 1$/m);
+  assert.match(text, /^balance_gate_http_requests_total\{route="unmatched",status="404"\} 1$/m);
+  assert.match(text, /^engram_snapshot_age_seconds -1$/m, 'no snapshot yet');
+  assert.match(text, /^engram_lsn_durable 1$/m);
   assert.equal((await get('/healthz')).statusCode, 200);
-  assert.equal((await get('/readyz')).statusCode, 200);
-  const recovering = buildApp({ store: () => undefined, metrics: new EngineMetrics(), token: undefined });
-  assert.equal((await recovering.inject({ method: 'GET', url: '/readyz' })).statusCode, 503);
-  const write = await recovering.inject({
-    method: 'POST',
-    url: '/v1/reservations',
-    payload: { reservation_id: 'a', merchant_id: 'm', amount_cents: 1 },
-  });
-  assert.equal(write.statusCode, 503);
-  assert.equal(write.headers['retry-after'], '1');
-  await recovering.close();
+  const ready = await get('/readyz');
+  assert.equal(ready.statusCode, 200);
+  assert.deepEqual(ready.json(), { status: 'ready', lsn_durable: 1 });
 });
 
-test('with a token every route but /healthz needs it', async () => {
+test('while recovering: /healthz 200, /readyz and the API 503 with Retry-After', async () => {
+  const recovering = buildApp({ store: () => undefined, metrics: new EngineMetrics(), token: undefined });
+  cleanups.push(() => recovering.close());
+  assert.equal((await recovering.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+  const ready = await recovering.inject({ method: 'GET', url: '/readyz' });
+  assert.equal(ready.statusCode, 503);
+  assert.equal(ready.json().status, 'recovering');
+  for (const request of [
+    {
+      method: 'POST',
+      url: '/v1/reservations',
+      payload: { reservation_id: 'a', merchant_id: 'm', amount_cents: 1 },
+    },
+    { method: 'GET', url: '/v1/merchants/m' },
+    { method: 'POST', url: '/v1/reservations/a/capture' },
+  ] as const) {
+    const response = await recovering.inject(request);
+    assert.equal(response.statusCode, 503);
+    assert.equal(response.headers['retry-after'], '1');
+    assert.equal(response.json().error, 'unavailable');
+  }
+});
+
+test('a storage failure: writes and reads 503 with the error, /readyz 503 failed, /healthz still 200', async () => {
+  const fs = new ControlledFileSystem(new NodeFileSystem());
+  const { post, get } = await gate({ store: { fs } });
+  await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
+  fs.failNextSync = 'EIO';
+  const doomed = await post('/v1/reservations', { reservation_id: 'r', merchant_id: 'm', amount_cents: 1 });
+  assert.equal(doomed.statusCode, 503);
+  assert.equal(doomed.json().error, 'unavailable');
+  assert.match(doomed.json().message, /storage_io.*restart/s);
+  const later = await post('/v1/merchants/m/credits', { transfer_id: 't2', amount_cents: 1 });
+  assert.equal(later.statusCode, 503);
+  assert.equal((await get('/v1/merchants/m')).statusCode, 503);
+  const ready = await get('/readyz');
+  assert.equal(ready.statusCode, 503);
+  assert.equal(ready.json().status, 'failed');
+  assert.equal(ready.json().error, 'storage_io');
+  assert.equal((await get('/healthz')).statusCode, 200);
+  assert.match((await get('/metrics')).body, /^engram_fsync_errors_total 1$/m);
+});
+
+test('backpressure: 503 overloaded with Retry-After, nothing decided', async () => {
+  const fs = new ControlledFileSystem(new NodeFileSystem());
+  const { app, post, store } = await gate({ store: { fs, pendingCommandsMax: 1 } });
+  await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
+  fs.hold = true;
+  const waiting = [1, 2].map((i) =>
+    app.inject({
+      method: 'POST',
+      url: '/v1/reservations',
+      payload: { reservation_id: `w${i}`, merchant_id: 'm', amount_cents: 1 },
+    }),
+  );
+  while (store.pending.commands < 2) await new Promise((r) => setTimeout(r, 1));
+  const lsnBefore = store.lsnApplied;
+  const refused = await post('/v1/reservations', { reservation_id: 'x', merchant_id: 'm', amount_cents: 1 });
+  assert.equal(refused.statusCode, 503);
+  assert.equal(refused.json().error, 'overloaded');
+  assert.ok(Number(refused.headers['retry-after']) >= 1);
+  assert.equal(store.lsnApplied, lsnBefore);
+  fs.hold = false;
+  fs.release();
+  for (const response of await Promise.all(waiting)) assert.equal(response.statusCode, 200);
+});
+
+test('auth: with a token every route but /healthz needs it; the scheme is case-insensitive', async () => {
   const { get, post } = await gate({ token: 's3cret' });
   assert.equal((await get('/healthz')).statusCode, 200);
+  assert.equal((await get('/healthz?probe=1')).statusCode, 200);
   for (const response of [
     await get('/readyz'),
     await get('/metrics'),
+    await get('/no/such/route'),
     await get('/v1/merchants/m', { authorization: 'Bearer wrong' }),
+    await get('/v1/merchants/m', { authorization: 'Bearer s3cret2' }),
+    await get('/v1/merchants/m', { authorization: 'Bearer ' }),
+    await get('/v1/merchants/m', { authorization: 'Basic czNjcmV0' }),
     await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 1 }),
     await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 1 }, { authorization: 's3cret' }),
   ]) {
     assert.equal(response.statusCode, 401);
+    assert.equal(response.headers['www-authenticate'], 'Bearer');
     assert.equal(response.json().error, 'unauthorized');
+    assert.match(response.json().message, /Authorization: Bearer/);
   }
+  assert.equal((await get('/v1/merchants/m', { authorization: 'Bearer s3cret' })).statusCode, 404);
   const ok = await post(
     '/v1/merchants/m/credits',
     { transfer_id: 't', amount_cents: 1 },
-    { authorization: 'Bearer s3cret' },
+    { authorization: 'bearer s3cret' },
   );
   assert.equal(ok.statusCode, 200);
+  assert.equal((await get('/readyz', { authorization: 'Bearer s3cret' })).statusCode, 200);
 });
 
-test('configuration: flags over env over defaults; a public bind without a token refuses to start', () => {
+test('configuration: flags over env over defaults; bad values are clear errors; a public bind needs a token', () => {
   assert.deepEqual(parseConfig([], {}), {
     port: 8080,
     host: '127.0.0.1',
@@ -264,20 +476,30 @@ test('configuration: flags over env over defaults; a public bind without a token
     token: undefined,
     logLevel: 'info',
   });
-  const fromEnv = parseConfig([], {
-    PORT: '9000',
-    DATA_DIR: '/d',
-    DURABILITY: 'memory',
-    BALANCE_GATE_TOKEN: 't',
-    HOST: '0.0.0.0',
-  });
-  assert.equal(fromEnv.port, 9000);
-  assert.equal(fromEnv.durability, 'memory');
-  assert.equal(
-    parseConfig(['--port', '7000', '--durability', 'disk'], { PORT: '9000', DURABILITY: 'memory' }).port,
-    7000,
+  assert.deepEqual(
+    parseConfig([], {
+      PORT: '9000',
+      HOST: '0.0.0.0',
+      DATA_DIR: '/d',
+      DURABILITY: 'memory',
+      BALANCE_GATE_TOKEN: 't',
+      LOG_LEVEL: 'debug',
+    }),
+    { port: 9000, host: '0.0.0.0', dataDir: '/d', durability: 'memory', token: 't', logLevel: 'debug' },
   );
+  assert.deepEqual(
+    parseConfig(
+      ['--port', '7000', '--host', '::1', '--data-dir', '/f', '--durability', 'disk', '--token', 'x'],
+      { PORT: '9000', HOST: '127.0.0.2', DATA_DIR: '/e', DURABILITY: 'memory', BALANCE_GATE_TOKEN: 'y' },
+    ),
+    { port: 7000, host: '::1', dataDir: '/f', durability: 'disk', token: 'x', logLevel: 'info' },
+  );
+  assert.equal(parseConfig([], { PORT: '', HOST: '' }).port, 8080, 'empty env counts as unset');
   assert.throws(() => parseConfig(['--host', '0.0.0.0'], {}), ConfigError);
-  assert.throws(() => parseConfig([], { DURABILITY: 'fast' }), /not an ack point/);
-  assert.throws(() => parseConfig(['--port', 'eighty'], {}), /not a port/);
+  assert.throws(() => parseConfig([], { HOST: '10.0.0.5', BALANCE_GATE_TOKEN: '' }), /BALANCE_GATE_TOKEN/);
+  assert.doesNotThrow(() => parseConfig(['--host', 'localhost'], {}));
+  assert.throws(() => parseConfig([], { DURABILITY: 'fast' }), /DURABILITY: 'fast' is not an ack point/);
+  assert.throws(() => parseConfig([], { PORT: '80a' }), /PORT: '80a' is not a port/);
+  assert.throws(() => parseConfig([], { PORT: '70000' }), /not a port/);
+  assert.throws(() => parseConfig([], { LOG_LEVEL: 'loud' }), /not a log level/);
 });

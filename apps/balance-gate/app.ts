@@ -1,12 +1,22 @@
 import { Ajv } from 'ajv';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import type { Store } from '../../src/engine/store.ts';
-import { bearerMatches } from '../../src/server/auth.ts';
-import { toHttpError } from '../../src/server/errors.ts';
+import { type ErrorLog, toHttpError } from '../../src/server/errors.ts';
+import { addHealthRoutes } from '../../src/server/health.ts';
+import type { HttpMetrics } from '../../src/server/http-metrics.ts';
+import { createJsonServer } from '../../src/server/json-server.ts';
 import type { EngineMetrics } from '../../src/server/metrics.ts';
-import type { BalanceGateDefinition, GateIndexes, GateState, ReserveCommand } from './domain.ts';
+import type {
+  BalanceGateDefinition,
+  GateIndexes,
+  GateState,
+  MerchantView,
+  ReserveCommand,
+} from './domain.ts';
 import { merchantView, STATUS_NAMES } from './domain.ts';
 import {
+  BATCH_BODY_BYTES_MAX,
+  BODY_BYTES_MAX,
   batchBody,
   type CreditBody,
   creditBody,
@@ -24,157 +34,83 @@ export type GateStore = Store<
 >;
 
 export interface AppOptions {
-  /** The store, or undefined while it is recovering (writes and reads answer 503, /readyz too). */
+  /** The store, or undefined while it is recovering (API routes and /readyz answer 503 meanwhile). */
   store: () => GateStore | undefined;
   metrics: EngineMetrics;
+  /** `balance_gate_http_requests_total{route,status}`; optional so tests can leave it out. */
+  httpMetrics?: HttpMetrics;
   token: string | undefined;
-  logger?: boolean | object;
+  /** 500s (bugs) are logged here. */
+  errorLog?: ErrorLog;
+  /** Per-request logs: pass a logger only when running at debug level. */
+  requestLogger?: FastifyBaseLogger;
 }
 
-const BODY_BYTES_MAX = 64 * 1024;
-const BATCH_BODY_BYTES_MAX = 4 * 1024 * 1024;
+export interface ReservationView {
+  reservation_id: string;
+  merchant_id: string;
+  amount_cents: number;
+  status: string;
+}
 
-/** Builds the HTTP API (routes, validation, errors, auth, metrics) around a store. */
+const CONTRACT_HINT = 'see the API in docs/balance-gate.md';
+
+/** The routes of the HTTP contract (docs/balance-gate.md) on the shared JSON server plumbing. */
 export function buildApp(options: AppOptions): FastifyInstance {
-  const app = Fastify({
-    logger: options.logger ?? false,
-    bodyLimit: BODY_BYTES_MAX,
-    // Money amounts must not be coerced: "100" is a wrong type, not 100.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
-    return503OnClosing: true,
-    // Long path ids must reach validation (a 400 that explains the id rules), not the router's 414.
-    routerOptions: { maxParamLength: 1024 },
-    frameworkErrors: (error, _request, reply: FastifyReply) => {
-      reply.code(400).send({
-        error: 'invalid_request',
-        message: `${error.message}; check the URL against the API contract`,
-      });
-    },
+  const app = createJsonServer({
+    bodyBytesMax: BODY_BYTES_MAX,
+    token: options.token,
+    httpMetrics: options.httpMetrics,
+    errorLog: options.errorLog,
+    requestLogger: options.requestLogger,
+    contractHint: CONTRACT_HINT,
   });
-  // The API speaks JSON only; a text body is refused as the wrong media type rather than parsed.
-  app.removeContentTypeParser('text/plain');
-  const itemValidator = new Ajv({ coerceTypes: false, allErrors: false }).compile(reservationBody);
-
-  app.addHook('onRequest', async (request, reply) => {
-    if (options.token === undefined || request.url === '/healthz') return;
-    if (!bearerMatches(request.headers.authorization, options.token)) {
-      reply.code(401).header('www-authenticate', 'Bearer').send({
-        error: 'unauthorized',
-        message: 'send "Authorization: Bearer <token>" with the configured token',
-      });
-    }
-  });
-
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error.validation) {
-      const where = error.validationContext ?? 'request';
-      return reply.code(400).send({
-        error: 'invalid_input',
-        message: `${where}${error.validation[0]?.instancePath ?? ''} ${error.validation[0]?.message ?? error.message}; see the API contract in docs/balance-gate.md`,
-      });
-    }
-    switch (error.code) {
-      case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-        return reply.code(400).send({
-          error: 'invalid_json',
-          message: `the body is not valid JSON (${error.message}); send a JSON object`,
-        });
-      case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return reply.code(413).send({
-          error: 'body_too_large',
-          message: `the body exceeds the limit of this route (${request.url.endsWith('/batch') ? BATCH_BODY_BYTES_MAX : BODY_BYTES_MAX} bytes); send fewer items per request`,
-        });
-      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return reply
-          .code(415)
-          .send({ error: 'unsupported_media_type', message: 'send the body as application/json' });
-      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-        return reply
-          .code(400)
-          .send({ error: 'invalid_input', message: 'the Content-Length header does not match the body' });
-    }
-    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      return reply.code(error.statusCode).send({ error: 'invalid_request', message: error.message });
-    }
-    return sendError(reply, error, request.log);
-  });
-
-  app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send({
-      error: 'not_found',
-      message: `no route ${request.method} ${request.url}; see docs/balance-gate.md for the API`,
-    });
-  });
-
+  addHealthRoutes(app, options.store, options.metrics.registry);
+  // Write and read handlers return the store's promise: a rejection (domain rejection, conflict,
+  // overload, stopped write path) goes to the server's error handler, which maps it to status and JSON.
   const storeOr503 = (reply: FastifyReply): GateStore | undefined => {
     const store = options.store();
-    if (!store) {
+    if (store === undefined)
       reply
         .code(503)
         .header('retry-after', '1')
-        .send({ error: 'unavailable', message: 'recovering the store; retry shortly' });
-      return undefined;
-    }
+        .send({ error: 'unavailable', message: 'the store is recovering; retry in a second' });
     return store;
   };
-
-  app.get('/healthz', async () => ({ status: 'ok' }));
-
-  app.get('/readyz', async (_request, reply) => {
-    const store = options.store();
-    if (!store) return reply.code(503).send({ status: 'recovering' });
-    if (store.failed)
-      return reply
-        .code(503)
-        .send({ status: 'failed', error: store.failed.code, message: store.failed.message });
-    return { status: 'ready', lsn: store.lsnDurable };
-  });
-
-  app.get('/metrics', async (_request, reply) => {
-    reply.header('content-type', options.metrics.registry.contentType);
-    return options.metrics.registry.metrics();
-  });
 
   app.post<{ Params: { merchant_id: string }; Body: CreditBody }>(
     '/v1/merchants/:merchant_id/credits',
     { schema: { params: merchantParams, body: creditBody } },
-    async (request, reply) => {
+    (request, reply) => {
       const store = storeOr503(reply);
-      if (!store) return reply;
-      const { transfer_id, amount_cents } = request.body;
-      try {
-        return await store.execute('credit', {
-          merchantId: request.params.merchant_id,
-          transferId: transfer_id,
-          amountCents: amount_cents,
-        });
-      } catch (error) {
-        return sendError(reply, error, request.log);
-      }
+      if (store === undefined) return reply;
+      const body = request.body;
+      return store.execute('credit', {
+        merchantId: request.params.merchant_id,
+        transferId: body.transfer_id,
+        amountCents: body.amount_cents,
+      });
     },
   );
 
+  // The hot path: validation is compiled by fastify, the result is already the HTTP body.
   app.post<{ Body: ReservationBody }>(
     '/v1/reservations',
     { schema: { body: reservationBody } },
-    async (request, reply) => {
+    (request, reply) => {
       const store = storeOr503(reply);
-      if (!store) return reply;
-      try {
-        return await store.execute('reserve', toReserve(request.body));
-      } catch (error) {
-        return sendError(reply, error, request.log);
-      }
+      if (store === undefined) return reply;
+      return store.execute('reserve', toReserve(request.body));
     },
   );
 
+  const itemValidator = new Ajv({ coerceTypes: false, allErrors: false }).compile(reservationBody);
   app.post<{ Body: { items: unknown[] } }>(
     '/v1/reservations/batch',
     { schema: { body: batchBody }, bodyLimit: BATCH_BODY_BYTES_MAX },
     async (request, reply) => {
       const store = storeOr503(reply);
-      if (!store) return reply;
+      if (store === undefined) return reply;
       const items = request.body.items;
       const results: unknown[] = new Array(items.length);
       const valid: ReserveCommand[] = [];
@@ -187,18 +123,15 @@ export function buildApp(options: AppOptions): FastifyInstance {
           const issue = itemValidator.errors?.[0];
           results[i] = {
             error: 'invalid_input',
-            message: `items[${i}]${issue?.instancePath ?? ''} ${issue?.message ?? 'is invalid'}`,
+            message: `items[${i}]${issue?.instancePath ?? ''} ${issue?.message ?? 'is invalid'}; ${CONTRACT_HINT}`,
           };
         }
       }
-      try {
-        const decided = valid.length > 0 ? await store.executeMany('reserve', valid) : [];
-        for (let k = 0; k < decided.length; k++) {
-          const outcome = decided[k];
-          results[slots[k]] = outcome.ok ? outcome.result : toHttpError(outcome.error).body;
-        }
-      } catch (error) {
-        return sendError(reply, error, request.log);
+      // Valid items are decided in order under one acknowledgement; an item's rejection is its own.
+      const decided = valid.length > 0 ? await store.executeMany('reserve', valid) : [];
+      for (let k = 0; k < decided.length; k++) {
+        const outcome = decided[k];
+        results[slots[k]] = outcome.ok ? outcome.result : toHttpError(outcome.error).body;
       }
       return { results };
     },
@@ -208,14 +141,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
     app.post<{ Params: { id: string } }>(
       `/v1/reservations/:id/${action}`,
       { schema: { params: reservationParams } },
-      async (request, reply) => {
+      (request, reply) => {
         const store = storeOr503(reply);
-        if (!store) return reply;
-        try {
-          return await store.execute(action, { reservationId: request.params.id });
-        } catch (error) {
-          return sendError(reply, error, request.log);
-        }
+        if (store === undefined) return reply;
+        return store.execute(action, { reservationId: request.params.id });
       },
     );
   }
@@ -225,26 +154,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
     { schema: { params: reservationParams } },
     async (request, reply) => {
       const store = storeOr503(reply);
-      if (!store) return reply;
+      if (store === undefined) return reply;
       const id = request.params.id;
-      try {
-        const found = await store.read((state) => {
-          const r = state.reservations.get(id);
-          return (
-            r && {
-              reservation_id: r.id,
-              merchant_id: r.merchantId,
-              amount_cents: r.amount,
-              status: STATUS_NAMES[r.status],
-            }
-          );
-        });
-        if (!found)
-          return reply.code(404).send({ error: 'not_found', message: `reservation '${id}' does not exist` });
-        return found;
-      } catch (error) {
-        return sendError(reply, error, request.log);
-      }
+      const found = await store.read((state) => reservationView(state, id));
+      if (found === undefined)
+        return reply.code(404).send({ error: 'not_found', message: `reservation '${id}' does not exist` });
+      return found;
     },
   );
 
@@ -253,21 +168,14 @@ export function buildApp(options: AppOptions): FastifyInstance {
     { schema: { params: merchantParams } },
     async (request, reply) => {
       const store = storeOr503(reply);
-      if (!store) return reply;
+      if (store === undefined) return reply;
       const id = request.params.merchant_id;
-      try {
-        const found = await store.read((state) => {
-          const m = state.merchants.get(id);
-          return m && merchantView(m);
-        });
-        if (!found)
-          return reply
-            .code(404)
-            .send({ error: 'not_found', message: `merchant '${id}' does not exist; credit it first` });
-        return found;
-      } catch (error) {
-        return sendError(reply, error, request.log);
-      }
+      const found = await store.read((state) => merchantOrUndefined(state, id));
+      if (found === undefined)
+        return reply
+          .code(404)
+          .send({ error: 'not_found', message: `merchant '${id}' does not exist; credit it first` });
+      return found;
     },
   );
 
@@ -283,13 +191,18 @@ function toReserve(body: ReservationBody): ReserveCommand {
   };
 }
 
-function sendError(
-  reply: FastifyReply,
-  error: unknown,
-  log: { error(obj: unknown, msg: string): void },
-): FastifyReply {
-  const http = toHttpError(error);
-  if (http.status >= 500) log.error({ err: error }, 'request failed');
-  if (http.headers) reply.headers(http.headers);
-  return reply.code(http.status).send(http.body);
+function reservationView(state: Readonly<GateState>, id: string): ReservationView | undefined {
+  const r = state.reservations.get(id);
+  if (r === undefined) return undefined;
+  return {
+    reservation_id: r.id,
+    merchant_id: r.merchantId,
+    amount_cents: r.amount,
+    status: STATUS_NAMES[r.status],
+  };
+}
+
+function merchantOrUndefined(state: Readonly<GateState>, id: string): MerchantView | undefined {
+  const m = state.merchants.get(id);
+  return m === undefined ? undefined : merchantView(m);
 }

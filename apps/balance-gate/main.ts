@@ -1,11 +1,13 @@
 /**
- * balance-gate: `npm start` (see --help). Opens the HTTP port first (healthz answers, readyz says
+ * balance-gate: `npm start` (see --help). Opens the HTTP port first (/healthz answers, /readyz says
  * "recovering"), recovers the store, then serves; SIGTERM/SIGINT stop accepting, finish in-flight
- * requests, flush and exit 0.
+ * requests, flush and exit 0. Exit 2: unusable configuration; exit 1: cannot start or stop cleanly.
  */
 import { pino } from 'pino';
 import { Store } from '../../src/engine/store.ts';
-import { EngineMetrics } from '../../src/server/metrics.ts';
+import { HttpMetrics } from '../../src/server/http-metrics.ts';
+import { closeGracefully } from '../../src/server/json-server.ts';
+import { combineObservers, EngineMetrics } from '../../src/server/metrics.ts';
 import { buildApp, type GateStore } from './app.ts';
 import { ConfigError, type GateConfig, parseConfig } from './config.ts';
 import { balanceGateDefinition } from './domain.ts';
@@ -17,8 +19,8 @@ function readConfig(): GateConfig {
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === 'commander.helpDisplayed' || code === 'commander.version') process.exit(0);
-    if (error instanceof ConfigError) process.stderr.write(`balance-gate: ${error.message}\n`);
-    else if (!code?.startsWith('commander.'))
+    // commander has printed its own errors already (unknown option, invalid flag value).
+    if (error instanceof ConfigError || !code?.startsWith('commander.'))
       process.stderr.write(`balance-gate: ${(error as Error).message}\n`);
     process.exit(2);
   }
@@ -26,62 +28,83 @@ function readConfig(): GateConfig {
 
 const config = readConfig();
 const log = pino({ level: config.logLevel, base: { service: 'balance-gate' } });
-const metrics = new EngineMetrics('engram');
+const metrics = new EngineMetrics({ prefix: 'engram', commandsName: 'balance_gate_commands_total' });
+const httpMetrics = new HttpMetrics(metrics.registry, 'balance_gate_http_requests_total');
 let store: GateStore | undefined;
-const app = buildApp({ store: () => store, metrics, token: config.token, logger: false });
+let opening: Promise<GateStore> | undefined;
+const app = buildApp({
+  store: () => store,
+  metrics,
+  httpMetrics,
+  token: config.token,
+  errorLog: log,
+  // Per-request lines only at debug or trace: at info they would cost more than the requests.
+  requestLogger: log.isLevelEnabled('debug') ? log : undefined,
+});
+const expiry = new ExpiryTimer(log);
+/** In-flight requests wait at most one flush; this bounds a shutdown behind a stalled disk or client. */
+const SHUTDOWN_GRACE_MS = 10_000;
 const definitionModule = new URL('./domain.ts', import.meta.url).href;
+
+const logging = {
+  onFailure: (error: { code: string; message: string; details: unknown }) =>
+    log.fatal(
+      { code: error.code, details: error.details },
+      `write path failed, refusing writes until a restart (/readyz 503): ${error.message}`,
+    ),
+  onSnapshot: (
+    built: { lsn: number; bytes: number; durationMs: number },
+    compaction: { deleted: string[] },
+  ) =>
+    log.info(
+      {
+        lsn: built.lsn,
+        bytes: built.bytes,
+        ms: Math.round(built.durationMs),
+        segmentsDeleted: compaction.deleted.length,
+      },
+      'snapshot written',
+    ),
+  onSnapshotError: (error: { code: string; message: string }) =>
+    log.error({ code: error.code }, `snapshot failed (writes continue): ${error.message}`),
+};
 
 async function start(): Promise<void> {
   const address = await app.listen({ port: config.port, host: config.host });
   log.info(
     { address, ackPoint: config.durability, dataDir: config.dataDir },
-    'listening; recovering the store',
+    'listening; recovering the store (/readyz 503 until done)',
   );
-  const opened = await Store.open(balanceGateDefinition, {
+  opening = Store.open(balanceGateDefinition, {
     dir: config.dataDir,
     ackPoint: config.durability,
-    observer: {
-      ...metrics.observer(),
-      onFailure: (error) => {
-        metrics.observer().onFailure?.(error);
-        log.fatal({ code: error.code, details: error.details }, `write path failed: ${error.message}`);
-      },
-      onSnapshot: (built, compaction) =>
-        log.info(
-          {
-            lsn: built.lsn,
-            bytes: built.bytes,
-            ms: Math.round(built.durationMs),
-            segmentsDeleted: compaction.deleted.length,
-          },
-          'snapshot written',
-        ),
-      onSnapshotError: (error) => log.error({ code: error.code }, `snapshot failed: ${error.message}`),
-    },
+    observer: combineObservers(metrics.observer(), logging),
     snapshots: { worker: { module: definitionModule, exportName: 'balanceGateDefinition' } },
   });
+  const opened = await opening;
   metrics.attach(opened);
   const r = opened.recovery;
   for (const fallback of r.snapshotFallbacks)
-    log.warn(fallback, 'skipped a snapshot that does not verify; restarting from an older one');
+    log.warn(fallback, 'skipped a snapshot that does not verify; recovered from an older one');
   for (const torn of r.tornTails) log.warn(torn, 'cut a torn log tail (never acknowledged)');
   store = opened;
   expiry.start(opened);
   log.info(
     {
+      address,
       ackPoint: config.durability,
       dataDir: config.dataDir,
       lsn: r.lastLsn,
       snapshotLsn: r.snapshot?.lsn ?? 0,
       recordsReplayed: r.recordsReplayed,
+      replayMs: Math.round(r.replayMs),
       recoveryMs: Math.round(r.totalMs),
-      address,
+      tornTails: r.tornTails.length,
     },
-    `ready: ack point '${config.durability}' (${config.durability === 'disk' ? 'a 200 means fdatasync’d' : 'a 200 means applied in memory; flushed within 10 ms'}), data in ${config.dataDir}`,
+    `ready: ack point '${config.durability}' (${config.durability === 'disk' ? "a 200 means fdatasync'd" : 'a 200 means applied in memory, flushed within 10 ms'}), ` +
+      `data in ${config.dataDir}, replayed ${r.recordsReplayed} records in ${Math.round(r.replayMs)} ms`,
   );
 }
-
-const expiry = new ExpiryTimer((error) => log.error({ err: error }, 'expiring holds failed'));
 
 let stopping = false;
 async function stop(signal: string): Promise<void> {
@@ -89,11 +112,13 @@ async function stop(signal: string): Promise<void> {
   stopping = true;
   log.info({ signal }, 'stopping: no new requests, finishing in-flight ones, flushing');
   expiry.stop();
-  await app.close();
+  await closeGracefully(app, SHUTDOWN_GRACE_MS);
+  // A signal during recovery: let recovery finish, so the log is left as a clean open would leave it.
+  if (store === undefined && opening !== undefined) store = await opening.catch(() => undefined);
   try {
     await store?.close();
   } catch (error) {
-    log.error({ err: error }, 'the store did not close cleanly');
+    log.error({ err: error }, 'the store did not close cleanly; the next start recovers from the log');
     process.exit(1);
   }
   log.info('stopped');

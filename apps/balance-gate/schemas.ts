@@ -2,6 +2,13 @@
 export const ID_PATTERN = '^[A-Za-z0-9._:-]{1,128}$';
 export const TTL_MS_MAX = 30 * 24 * 3600 * 1000;
 export const BATCH_ITEMS_MAX = 8190;
+/** Single requests are a few hundred bytes; 64 KiB leaves room for whitespace and nothing more. */
+export const BODY_BYTES_MAX = 64 * 1024;
+/**
+ * The largest valid batch: 8190 items of two 128-character ids, a 16-digit amount and a ttl is 2.71 MiB
+ * compact, ~3.1 MiB indented by 2; 4 MiB fits both, and bounds what one request can make us parse.
+ */
+export const BATCH_BODY_BYTES_MAX = 4 * 1024 * 1024;
 
 const id = { type: 'string', pattern: ID_PATTERN } as const;
 const amount = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } as const;
