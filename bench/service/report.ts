@@ -1,0 +1,112 @@
+/**
+ * The human side of bench:service's output: one row per run (saturation by a C tool or our generator, or an
+ * open-loop fixed rate), with a note saying how it was measured and who was busy, then a table.
+ */
+import type { LoadResult } from './loadgen.ts';
+import type { ToolResult } from './tools.ts';
+
+/** A generator result plus the machine's CPU use during it. */
+export type Measured = LoadResult & { machineCpuPct: number };
+
+export interface Row {
+  target: string;
+  run: string;
+  offeredPerS: number;
+  achievedPerS: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+  note: string;
+}
+
+export const ms = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : '-');
+export const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
+export const rateLabel = (rate: number) => (rate % 1000 === 0 ? `${rate / 1000}k` : String(rate));
+
+/** More than 3% short of the offered rate, or requests left unanswered: the target fell behind. */
+export const isOverloaded = (r: LoadResult) => r.unfinished > 0 || r.achievedPerS < 0.97 * r.offeredPerS;
+
+export function openRow(target: string, r: Measured): Row {
+  const notes = [
+    isOverloaded(r) ? `OVERLOADED: ${int(r.unfinished)} unanswered, percentiles are lower bounds` : '',
+    r.errors > 0 ? `${int(r.errors)} errors, e.g. ${r.errorSample}` : '',
+    `sent after due time p99 ${ms(r.sendLag.p99Ms)} ms, of it the generator's own lateness p99 ${ms(r.generatorLag.p99Ms)} ms`,
+    `generator cpu ${Math.round(r.generatorCpuPct)}%, machine cpu ${Math.round(r.machineCpuPct)}%`,
+  ];
+  return {
+    target,
+    run: `open loop ${rateLabel(r.offeredPerS)}/s, ${r.connections} conns`,
+    offeredPerS: r.offeredPerS,
+    achievedPerS: r.achievedPerS,
+    p50Ms: r.latency.p50Ms,
+    p99Ms: r.latency.p99Ms,
+    p999Ms: r.latency.p999Ms,
+    maxMs: r.latency.maxMs,
+    note: notes.filter(Boolean).join('; '),
+  };
+}
+
+export function closedRow(target: string, run: string, r: Measured): Row {
+  const notes = [
+    'closed loop, latency from send',
+    r.errors > 0 ? `${int(r.errors)} errors, e.g. ${r.errorSample}` : '',
+    `generator cpu ${Math.round(r.generatorCpuPct)}%, machine cpu ${Math.round(r.machineCpuPct)}%`,
+  ];
+  return {
+    target,
+    run,
+    offeredPerS: Number.NaN,
+    achievedPerS: r.achievedPerS,
+    p50Ms: r.latency.p50Ms,
+    p99Ms: r.latency.p99Ms,
+    p999Ms: r.latency.p999Ms,
+    maxMs: r.latency.maxMs,
+    note: notes.filter(Boolean).join('; '),
+  };
+}
+
+export function toolRow(target: string, r: ToolResult, note = ''): Row {
+  const notes = [
+    Number.isFinite(r.p99Ms)
+      ? 'closed loop, p99 from send (coordinated omission not corrected)'
+      : 'closed loop',
+    r.errors > 0 ? `${int(r.errors)} errors` : '',
+    note,
+  ];
+  return {
+    target,
+    run: r.tool,
+    offeredPerS: Number.NaN,
+    achievedPerS: r.opsPerS,
+    p50Ms: Number.NaN,
+    p99Ms: r.p99Ms,
+    p999Ms: Number.NaN,
+    maxMs: Number.NaN,
+    note: notes.filter(Boolean).join('; '),
+  };
+}
+
+export function printTable(rows: readonly Row[], preamble: string): void {
+  const header = ['target', 'run', 'offered/s', 'achieved/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms'];
+  const cells = rows.map((r) => [
+    r.target,
+    r.run,
+    Number.isFinite(r.offeredPerS) ? int(r.offeredPerS) : '',
+    int(r.achievedPerS),
+    ms(r.p50Ms),
+    ms(r.p99Ms),
+    ms(r.p999Ms),
+    ms(r.maxMs),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) =>
+    c.map((v, i) => (i < 2 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join('  ');
+  console.log(`\n${preamble}`);
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  rows.forEach((r, i) => {
+    console.log(line(cells[i]));
+    if (r.note) console.log(`${' '.repeat(widths[0] + 4)}${r.note}`);
+  });
+}

@@ -1,0 +1,476 @@
+/**
+ * bench:service: the reservation workload over loopback TCP against balance-gate (HTTP, ack point `disk`),
+ * Redis 7 + Lua (appendfsync always) and PostgreSQL (a transaction per reservation, synchronous_commit on),
+ * each started privately on a free port in a temp dir and stopped at the end, however the run ends.
+ *
+ * Per target: saturation throughput (a C tool - wrk, redis-benchmark, pgbench - and our generator, both
+ * closed loop), then open-loop latency at fixed offered loads measured from each request's due time
+ * (coordinated omission corrected); for balance-gate also the batch endpoint. First of all: the generators'
+ * own ceiling against a no-op server. Generator and targets share this machine's cores; every run reports the
+ * generator's CPU and the machine's, so the reader can see who was the bottleneck.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import { gateUnavailable, startGate } from './gate-target.ts';
+import { LoadGenerator, startNoopServer } from './generator.ts';
+import type { LoadJob, TargetSpec } from './loadgen.ts';
+import { backgroundBusyPct, busyPctSince, cpuTimes, probeFdatasync } from './machine.ts';
+import { RESERVE_SQL, startPostgresPeer } from './postgres-peer.ts';
+import { cleanupAll, installCleanupHandlers, sleep, tempDir } from './processes.ts';
+import { startRedisPeer } from './redis-peer.ts';
+import {
+  closedRow,
+  int,
+  isOverloaded,
+  type Measured,
+  ms,
+  openRow,
+  printTable,
+  type Row,
+  rateLabel,
+  toolRow,
+} from './report.ts';
+import {
+  pgbench,
+  redisBenchmarkPing,
+  redisBenchmarkReservations,
+  type ToolResult,
+  wrkReservations,
+} from './tools.ts';
+import { AMOUNT_CENTS_MAX, MERCHANT_BALANCE_CENTS, MERCHANT_COUNT, merchantIds } from './workload.ts';
+
+export interface ServiceBenchOptions {
+  /** Short runs: the whole benchmark in under two minutes. */
+  quick: boolean;
+}
+
+interface Plan {
+  warmupMs: number;
+  durationMs: number;
+  /** Open loop: how long stragglers may take after the schedule ends. */
+  drainMs: number;
+  /** Fixed offered loads, reservations/s. */
+  ratesPerS: number[];
+  batchItems: number[];
+  /** Closed loop: connections of the C tools, and the ones our generator tries (best one reported). */
+  toolConnections: number;
+  saturationConnections: number[];
+  /** Open-loop pool: large enough that at the offered rates only a slow target makes requests queue. */
+  openConnections: number;
+  /** Seconds of fdatasync probing. */
+  diskProbeMs: number;
+}
+
+const PLANS: Record<'quick' | 'full', Plan> = {
+  quick: {
+    warmupMs: 500,
+    durationMs: 2500,
+    drainMs: 2000,
+    ratesPerS: [1000, 5000, 10_000],
+    batchItems: [1000, 8190],
+    toolConnections: 64,
+    saturationConnections: [64],
+    openConnections: 128,
+    diskProbeMs: 500,
+  },
+  full: {
+    warmupMs: 1000,
+    durationMs: 10_000,
+    drainMs: 5000,
+    ratesPerS: [1000, 5000, 10_000, 20_000],
+    batchItems: [1000, 4000, 8190],
+    toolConnections: 64,
+    saturationConnections: [16, 64, 256],
+    openConnections: 128,
+    diskProbeMs: 2000,
+  },
+};
+
+const SKIPPED_ROW: Row = {
+  target: 'balance-gate',
+  run: '-',
+  offeredPerS: Number.NaN,
+  achievedPerS: Number.NaN,
+  p50Ms: Number.NaN,
+  p99Ms: Number.NaN,
+  p999Ms: Number.NaN,
+  maxMs: Number.NaN,
+  note: '',
+};
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/** The keys the JSON line always carries (null when a target could not run). */
+const REQUIRED = [
+  'gate_ops_per_s',
+  'gate_p99_ms_at_10k',
+  'batch_reservations_per_s',
+  'redis_lua_ops_per_s',
+  'redis_lua_p99_ms_at_10k',
+  'postgres_ops_per_s',
+  'postgres_p99_ms_at_10k',
+  'generator_ceiling_req_per_s',
+];
+
+export async function runServiceBench(options: ServiceBenchOptions): Promise<Record<string, number>> {
+  execFileSync('bash', [new URL('../../scripts/bench-deps.sh', import.meta.url).pathname], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const removeHandlers = installCleanupHandlers();
+  const bench = new ServiceBench(PLANS[options.quick ? 'quick' : 'full'], options.quick);
+  try {
+    await bench.run();
+  } finally {
+    bench.generator?.stop();
+    cleanupAll();
+    removeHandlers();
+  }
+  return bench.finish();
+}
+
+class ServiceBench {
+  generator: LoadGenerator | undefined;
+  private readonly figures: Record<string, number> = {};
+  private readonly rows: Row[] = [];
+  private readonly failures: string[] = [];
+  private readonly merchants = merchantIds(MERCHANT_COUNT);
+  private readonly startedMs = Date.now();
+  private workDir = '';
+  private phase = 0;
+  private generatorCpuPctMax = 0;
+  private generatorLagP99MsMax = 0;
+
+  constructor(
+    private readonly plan: Plan,
+    private readonly quick: boolean,
+  ) {}
+
+  private get runSeconds(): number {
+    return (this.plan.warmupMs + this.plan.durationMs) / 1000;
+  }
+
+  async run(): Promise<void> {
+    const plan = this.plan;
+    log(
+      `bench:service${this.quick ? ' --quick' : ''}: ${int(MERCHANT_COUNT)} merchants, every reservation a new id; ` +
+        `${plan.warmupMs / 1000} s warm-up + ${plan.durationMs / 1000} s measured per run`,
+    );
+    this.workDir = tempDir('work');
+    await this.describeMachine();
+    this.generator = await LoadGenerator.start();
+    await this.ceiling();
+    await this.guarded('balance-gate', () => this.gate());
+    await this.guarded('Redis', () => this.redis());
+    await this.guarded('PostgreSQL', () => this.postgres());
+  }
+
+  finish(): Record<string, number> {
+    const f = this.figures;
+    for (const key of REQUIRED) f[key] ??= Number.NaN;
+    f.generator_cpu_pct_max_open_loop = Math.round(this.generatorCpuPctMax);
+    f.generator_own_lateness_p99_ms_max = this.generatorLagP99MsMax;
+    f.targets_failed = this.failures.length;
+    f.elapsed_s = Math.round((Date.now() - this.startedMs) / 1000);
+    const plan = this.plan;
+    printTable(
+      this.rows,
+      `Reservations over loopback TCP; generator and targets share this machine's ${f.cores} cores ` +
+        `(other processes kept ${f.machine_busy_pct_before_start}% of them busy before the run). ` +
+        `Open loop: latency from each request's due time (coordinated omission corrected). ` +
+        `${plan.durationMs / 1000} s measured after ${plan.warmupMs / 1000} s warm-up per run.`,
+    );
+    for (const failure of this.failures) console.log(`FAILED ${failure}`);
+    return f;
+  }
+
+  /** A target that fails is reported and skipped; the others still run. */
+  private async guarded(name: string, body: () => Promise<void>): Promise<void> {
+    try {
+      await body();
+    } catch (error) {
+      this.failures.push(`${name}: ${(error as Error).message.split('\n')[0]}`);
+      log(`${name} FAILED: ${(error as Error).stack}`);
+    }
+  }
+
+  private async describeMachine(): Promise<void> {
+    const f = this.figures;
+    f.cores = cpus().length;
+    f.machine_busy_pct_before_start = Math.round(await backgroundBusyPct(1000));
+    const disk = probeFdatasync(this.workDir, this.plan.diskProbeMs);
+    f.disk_fdatasync_4k_p50_ms = disk.p50Ms;
+    f.disk_fdatasync_4k_p99_ms = disk.p99Ms;
+    log(
+      `generator and targets share this machine's ${f.cores} cores; before the run other processes kept ` +
+        `${f.machine_busy_pct_before_start}% of them busy` +
+        (f.machine_busy_pct_before_start > 10 ? ' (not idle: figures will be pessimistic)' : '') +
+        `; 4 KiB append + fdatasync on the temp dir's disk: p50 ${ms(disk.p50Ms)} ms, p99 ${ms(disk.p99Ms)} ms`,
+    );
+  }
+
+  /** One run of our generator, with the machine's CPU use over it. */
+  private async load(
+    target: TargetSpec,
+    mode: 'closed' | 'open',
+    connections: number,
+    ratePerS?: number,
+  ): Promise<Measured> {
+    const job: LoadJob = {
+      target,
+      mode,
+      connections,
+      ratePerS,
+      warmupMs: this.plan.warmupMs,
+      durationMs: this.plan.durationMs,
+      drainMs: this.plan.drainMs,
+      prefix: `g${this.phase}-`,
+      seed: 1 + this.phase++,
+      merchants: MERCHANT_COUNT,
+    };
+    const before = cpuTimes();
+    const result = await this.generator!.run(job);
+    const measured = { ...result, machineCpuPct: busyPctSince(before) };
+    if (mode === 'open') {
+      this.generatorCpuPctMax = Math.max(this.generatorCpuPctMax, result.generatorCpuPct);
+      this.generatorLagP99MsMax = Math.max(this.generatorLagP99MsMax, result.generatorLag.p99Ms);
+    }
+    return measured;
+  }
+
+  // ---- the generators' own ceiling ------------------------------------------------------------------------
+
+  private async ceiling(): Promise<void> {
+    const f = this.figures;
+    log('generator ceiling: against a no-op HTTP server (its own process, on the same cores)');
+    const noop = await startNoopServer();
+    try {
+      const target: TargetSpec = { protocol: 'http', port: noop.port, path: '/v1/reservations' };
+      const closed = await this.load(target, 'closed', this.plan.toolConnections);
+      this.rows.push(closedRow('no-op server', `our generator, ${closed.connections} conns`, closed));
+      f.generator_ceiling_req_per_s = Math.round(closed.achievedPerS);
+      f.generator_cpu_pct_at_ceiling = Math.round(closed.generatorCpuPct);
+      // CPU per request: what one core could drive if the generator had it to itself.
+      const cpuUsPerRequest = (closed.generatorCpuPct * 1e4) / closed.achievedPerS;
+      f.generator_cpu_us_per_request = Number(cpuUsPerRequest.toFixed(1));
+      f.generator_one_core_req_per_s_est = Math.round(1e6 / cpuUsPerRequest);
+      const rates = [10_000, Math.max(...this.plan.ratesPerS)].filter((r, i, all) => all.indexOf(r) === i);
+      for (const rate of rates) {
+        const r = await this.load(target, 'open', this.plan.openConnections, rate);
+        this.rows.push(openRow('no-op server', r));
+        const label = rateLabel(rate);
+        f[`generator_p50_ms_at_${label}_noop`] = r.latency.p50Ms;
+        f[`generator_p99_ms_at_${label}_noop`] = r.latency.p99Ms;
+        f[`generator_p999_ms_at_${label}_noop`] = r.latency.p999Ms;
+        f[`generator_own_lateness_p99_ms_at_${label}_noop`] = r.generatorLag.p99Ms;
+        f[`generator_cpu_pct_at_${label}`] = Math.round(r.generatorCpuPct);
+        log(
+          `  open loop ${label}/s against the no-op server: p50 ${ms(r.latency.p50Ms)} p99 ${ms(r.latency.p99Ms)} ` +
+            `p999 ${ms(r.latency.p999Ms)} ms at ${Math.round(r.generatorCpuPct)}% of a core`,
+        );
+      }
+      const wrk = await this.wrk(noop.port);
+      this.rows.push(toolRow('no-op server', wrk));
+      f.wrk_ceiling_req_per_s = Math.round(wrk.opsPerS);
+      log(
+        `  our generator ${int(closed.achievedPerS)} req/s closed loop at ${Math.round(closed.generatorCpuPct)}% of a core ` +
+          `(${cpuUsPerRequest.toFixed(1)} µs cpu/request, ~${int(1e6 / cpuUsPerRequest)} req/s per core); ` +
+          `wrk ${int(wrk.opsPerS)} req/s (both bounded by the no-op server sharing the cores)`,
+      );
+    } finally {
+      noop.stop();
+    }
+  }
+
+  private wrk(port: number): Promise<ToolResult> {
+    return wrkReservations({
+      port,
+      workDir: this.workDir,
+      seconds: this.runSeconds,
+      connections: this.plan.toolConnections,
+      threads: 1,
+      merchants: MERCHANT_COUNT,
+      prefix: `wrk${this.phase++}`,
+    });
+  }
+
+  // ---- shared per-target steps ----------------------------------------------------------------------------
+
+  /** Our generator, closed loop, at each planned connection count; the best run counts. */
+  private async saturate(name: string, target: TargetSpec): Promise<Measured> {
+    let best: Measured | undefined;
+    for (const connections of this.plan.saturationConnections) {
+      const r = await this.load(target, 'closed', connections);
+      this.rows.push(closedRow(name, `our generator, ${connections} conns`, r));
+      if (!best || r.achievedPerS > best.achievedPerS) best = r;
+      await sleep(300);
+    }
+    return best!;
+  }
+
+  private saturation(key: string, tool: ToolResult, ours: Measured): void {
+    const f = this.figures;
+    const toolOps = Number.isFinite(tool.opsPerS) ? tool.opsPerS : 0;
+    f[`${key}_ops_per_s`] = Math.round(Math.max(toolOps, ours.achievedPerS));
+    f[`${key}_ops_per_s_c_tool`] = Math.round(tool.opsPerS);
+    f[`${key}_ops_per_s_our_generator`] = Math.round(ours.achievedPerS);
+    if (tool.errors + ours.errors > 0) f[`${key}_saturation_errors`] = tool.errors + ours.errors;
+    log(
+      `  saturation: ${tool.tool} ${int(tool.opsPerS)}/s; our generator ${int(ours.achievedPerS)}/s ` +
+        `(${ours.connections} conns, generator cpu ${Math.round(ours.generatorCpuPct)}%)`,
+    );
+  }
+
+  /**
+   * A tool's figure counts only if its requests were new reservations: the target's record count must have
+   * grown by (nearly) as many as the tool says it completed. Guards against a workload that silently
+   * degenerates into retries of a few ids (a read path, no durable write).
+   */
+  private verified(tool: ToolResult, added: number): ToolResult {
+    if (added >= 0.99 * tool.requests) return tool;
+    log(
+      `  ${tool.tool}: only ${int(added)} new reservations for ${int(tool.requests)} requests; figure discarded`,
+    );
+    return { ...tool, opsPerS: Number.NaN };
+  }
+
+  /** The fixed offered loads; figures `${key}_p50_ms_at_10k` etc. */
+  private async openLoads(name: string, key: string, target: TargetSpec): Promise<void> {
+    const f = this.figures;
+    for (const rate of this.plan.ratesPerS) {
+      const r = await this.load(target, 'open', this.plan.openConnections, rate);
+      const row = openRow(name, r);
+      this.rows.push(row);
+      log(`  ${row.run}: p50 ${ms(row.p50Ms)} p99 ${ms(row.p99Ms)} p999 ${ms(row.p999Ms)} ms; ${row.note}`);
+      const label = rateLabel(rate);
+      f[`${key}_p50_ms_at_${label}`] = r.latency.p50Ms;
+      f[`${key}_p99_ms_at_${label}`] = r.latency.p99Ms;
+      f[`${key}_p999_ms_at_${label}`] = r.latency.p999Ms;
+      f[`${key}_achieved_per_s_at_${label}`] = Math.round(r.achievedPerS);
+      if (isOverloaded(r)) f[`${key}_overloaded_at_${label}`] = 1;
+      if (r.errors > 0) f[`${key}_errors_at_${label}`] = r.errors;
+      await sleep(300);
+    }
+  }
+
+  // ---- targets --------------------------------------------------------------------------------------------
+
+  private async gate(): Promise<void> {
+    const unavailable = gateUnavailable();
+    if (unavailable) {
+      log(`balance-gate: SKIPPED (${unavailable}); its figures are null`);
+      this.rows.push({ ...SKIPPED_ROW, note: `skipped: ${unavailable}` });
+      this.figures.gate_skipped = 1;
+      return;
+    }
+    log('balance-gate (HTTP, DURABILITY=disk): starting, seeding merchants through the credits endpoint');
+    const gate = await startGate({ merchants: this.merchants, balanceCents: MERCHANT_BALANCE_CENTS });
+    try {
+      const target: TargetSpec = { protocol: 'http', port: gate.port, path: '/v1/reservations' };
+      const wrk = await this.wrk(gate.port);
+      this.rows.push(toolRow('balance-gate', wrk));
+      this.saturation('gate', wrk, await this.saturate('balance-gate', target));
+      await this.openLoads('balance-gate', 'gate', target);
+      await this.batches(gate.port);
+    } finally {
+      await gate.stop();
+    }
+  }
+
+  /** The batch endpoint, closed loop with 2 batches in flight (one decided while the other travels). */
+  private async batches(port: number): Promise<void> {
+    const f = this.figures;
+    let best = 0;
+    for (const items of this.plan.batchItems) {
+      const target: TargetSpec = {
+        protocol: 'http',
+        port,
+        path: '/v1/reservations/batch',
+        batchItems: items,
+      };
+      const r = await this.load(target, 'closed', 2);
+      this.rows.push(closedRow('balance-gate', `batch of ${items}, 2 in flight (latency per batch)`, r));
+      log(
+        `  batches of ${items}: ${int(r.achievedPerS)} reservations/s, p50 ${ms(r.latency.p50Ms)} ms per batch`,
+      );
+      f[`batch_reservations_per_s_${items}`] = Math.round(r.achievedPerS);
+      f[`batch_p50_ms_${items}`] = r.latency.p50Ms;
+      f[`batch_p99_ms_${items}`] = r.latency.p99Ms;
+      if (r.errors > 0) f[`batch_errors_${items}`] = r.errors;
+      best = Math.max(best, r.achievedPerS);
+    }
+    f.batch_reservations_per_s = Math.round(best);
+  }
+
+  private async redis(): Promise<void> {
+    const redis = await startRedisPeer({
+      merchants: this.merchants,
+      balanceCents: MERCHANT_BALANCE_CENTS,
+      amountCentsMax: AMOUNT_CENTS_MAX,
+    });
+    log(`Redis ${redis.version} + Lua (appendonly yes, appendfsync always, no RDB saves)`);
+    try {
+      const target: TargetSpec = { protocol: 'resp', port: redis.port, sha: redis.sha };
+      const ours = await this.saturate('Redis+Lua', target);
+      // redis-benchmark takes a request count: sized from our generator's rate to last about one run.
+      const before = await redis.reservationsRecorded();
+      const run = await redisBenchmarkReservations({
+        port: redis.port,
+        benchSha: redis.benchSha,
+        requests: Math.max(10_000, Math.round(ours.achievedPerS * this.runSeconds)),
+        connections: this.plan.toolConnections,
+        timeoutMs: this.runSeconds * 5000 + 30_000,
+      });
+      const tool = this.verified(run, (await redis.reservationsRecorded()) - before);
+      this.rows.push(toolRow('Redis+Lua', tool, 'EVALSHA of the same procedure, key from __rand_int__'));
+      this.saturation('redis_lua', tool, ours);
+      const ping = await redisBenchmarkPing({
+        port: redis.port,
+        requests: this.quick ? 100_000 : 500_000,
+        connections: this.plan.toolConnections,
+      });
+      this.rows.push(toolRow('Redis+Lua', ping, "redis-benchmark's ceiling (no work, no fsync)"));
+      this.figures.redis_benchmark_ping_per_s = Math.round(ping.opsPerS);
+      await this.openLoads('Redis+Lua', 'redis_lua', target);
+    } finally {
+      await redis.stop();
+    }
+  }
+
+  private async postgres(): Promise<void> {
+    const postgres = await startPostgresPeer({
+      merchants: this.merchants,
+      balanceCents: MERCHANT_BALANCE_CENTS,
+    });
+    log(`PostgreSQL ${postgres.version} (fsync on, synchronous_commit on, one transaction per reservation)`);
+    try {
+      const target: TargetSpec = {
+        protocol: 'pg',
+        port: postgres.port,
+        user: postgres.user,
+        database: postgres.database,
+        sql: RESERVE_SQL,
+      };
+      const pgbenchRun = (script: 'reserve' | 'select1', seconds: number) =>
+        pgbench({
+          binDir: postgres.binDir,
+          port: postgres.port,
+          workDir: this.workDir,
+          seconds,
+          connections: this.plan.toolConnections,
+          merchants: MERCHANT_COUNT,
+          script,
+        });
+      const before = await postgres.reservationsRecorded();
+      const run = await pgbenchRun('reserve', this.runSeconds);
+      const tool = this.verified(run, (await postgres.reservationsRecorded()) - before);
+      this.rows.push(toolRow('PostgreSQL', tool, 'prepared SELECT * FROM reserve(...)'));
+      this.saturation('postgres', tool, await this.saturate('PostgreSQL', target));
+      const select1 = await pgbenchRun('select1', Math.min(this.runSeconds, 3));
+      this.rows.push(toolRow('PostgreSQL', select1, "pgbench's ceiling: SELECT 1 (no write, no fsync)"));
+      this.figures.pgbench_select1_per_s = Math.round(select1.opsPerS);
+      await this.openLoads('PostgreSQL', 'postgres', target);
+    } finally {
+      await postgres.stop();
+    }
+  }
+}
