@@ -331,7 +331,7 @@ test('holds expire through the expiry timer at their ttl, through a logged recor
 });
 
 test('metrics name the engine and service series; health and readiness', async () => {
-  const { post, get } = await gate();
+  const { post, get, store } = await gate();
   await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
   await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
   await post('/v1/reservations', { reservation_id: 'r', merchant_id: 'ghost', amount_cents: 1 });
@@ -368,6 +368,10 @@ test('metrics name the engine and service series; health and readiness', async (
   const ready = await get('/readyz');
   assert.equal(ready.statusCode, 200);
   assert.deepEqual(ready.json(), { status: 'ready', lsn_durable: 1 });
+  await store.snapshot();
+  const age = Number((await get('/metrics')).body.match(/^engram_snapshot_age_seconds (\S+)$/m)?.[1]);
+  assert.ok(age >= 0 && age < 60, `snapshot age ${age}`);
+  assert.match((await get('/metrics')).body, /^engram_snapshot_duration_seconds_count 1$/m);
 });
 
 test('while recovering: /healthz 200, /readyz and the API 503 with Retry-After', async () => {
