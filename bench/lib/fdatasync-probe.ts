@@ -24,12 +24,19 @@ export interface FdatasyncProbeOptions {
   async?: boolean;
   /** Unmeasured appends first (default 20). */
   warmupOps?: number;
+  /**
+   * Sleep this long (a timer, so the thread really idles) after each append (default 0: back to back). On this
+   * VM an fdatasync issued after an idle gap is several times slower than one issued back to back, so the
+   * floor for an open-loop (spaced) load is the probe with a gap, not without.
+   */
+  gapMs?: number;
 }
 
 export interface FdatasyncProbeResult extends LatencySummary {
   dir: string;
   blockBytes: number;
   async: boolean;
+  gapMs: number;
   minMs: number;
   meanMs: number;
   p90Ms: number;
@@ -47,6 +54,8 @@ export async function probeFdatasync(
   const blockBytes = o.blockBytes ?? 4096;
   const warmupOps = o.warmupOps ?? 20;
   const useAsync = o.async ?? false;
+  const gapMs = o.gapMs ?? 0;
+  const idle = () => new Promise((resolve) => setTimeout(resolve, gapMs));
   const file = path.join(dir, `fdatasync-probe-${process.pid}-${Date.now()}.bin`);
   const block = Buffer.alloc(blockBytes, 0x5a);
   const histogram = new Histogram();
@@ -66,6 +75,7 @@ export async function probeFdatasync(
           await handle.datasync();
           if (measured) histogram.recordMs(performance.now() - t);
           position += blockBytes;
+          if (gapMs > 0) await idle();
         }
       } finally {
         await handle.close();
@@ -82,6 +92,7 @@ export async function probeFdatasync(
           fdatasyncSync(fd);
           if (measured) histogram.recordMs(performance.now() - t);
           position += blockBytes;
+          if (gapMs > 0) await idle();
         }
       } finally {
         closeSync(fd);
@@ -98,6 +109,7 @@ export async function probeFdatasync(
     dir,
     blockBytes,
     async: useAsync,
+    gapMs,
     elapsedMs,
   };
 }

@@ -100,7 +100,7 @@ export async function openLmdbPeer(dir: string, options: LmdbPeerOptions): Promi
 
   let closed = false;
   return {
-    name: `lmdb-js (durable, ${sync === 'commit' ? 'sync in commit' : 'overlapping sync, ack on flushed'})`,
+    name: `lmdb-js (durable, ${sync === 'commit' ? 'sync in commit' : 'overlapping sync'})`,
     submit(request) {
       if (closed) return Promise.reject(new Error('lmdb peer is closed'));
       const committed = root.transaction(() => decide(request)) as Promise<Decision>;

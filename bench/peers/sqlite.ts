@@ -122,7 +122,7 @@ export async function openSqlitePeer(dir: string, options: SqlitePeerOptions): P
 
   if (mode === 'tx') {
     return {
-      name: 'sqlite (WAL, synchronous=FULL, tx per reservation)',
+      name: 'sqlite (WAL+FULL, tx per reservation)',
       submit(request) {
         if (closed) return Promise.reject(new Error('sqlite peer is closed'));
         try {
@@ -178,7 +178,7 @@ export async function openSqlitePeer(dir: string, options: SqlitePeerOptions): P
     else setImmediate(flush);
   };
   return {
-    name: `sqlite (WAL, synchronous=FULL, batched <=${batchSize}/tx)`,
+    name: `sqlite (WAL+FULL, batched <=${batchSize}/tx)`,
     submit(request) {
       if (closed) return Promise.reject(new Error('sqlite peer is closed'));
       return new Promise<Decision>((resolve, reject) => {
