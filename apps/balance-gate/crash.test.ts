@@ -141,11 +141,13 @@ test('kill -9 under concurrent load loses no acknowledged write and keeps every 
     }
     seeding.child.kill('SIGTERM');
     assert.equal(await seeding.exited, 0, 'graceful shutdown exits 0');
+    let ackedBefore = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const gate = await startGate(dataDir, { DURABILITY: 'disk' });
       children.push(gate.child);
-      if (round > 0) await verify(gate.url, acked);
-      const ackedBefore = acked.length;
+      // The previous round's writes right after its crash; everything again at the end.
+      if (round > 0) await verify(gate.url, acked.slice(ackedBefore));
+      ackedBefore = acked.length;
       const stop = { now: false };
       const running = load(gate.url, round, stop, acked);
       await new Promise((resolve) => setTimeout(resolve, 400 + round * 250));
