@@ -4,6 +4,7 @@ import type { FileSystem } from '../storage/file-system.ts';
 import { readU64 } from '../util/bin.ts';
 import { crc32c } from './crc32c.ts';
 import {
+  alignUp,
   COMMIT_MARKER_TYPE,
   COMMIT_PAYLOAD_BYTES,
   FRAME_ALIGNMENT,
@@ -376,7 +377,13 @@ function classifyDamage(file: string, buf: Buffer, info: SegmentInfo, laterSegme
       'the group is complete; only its commit marker length is damaged',
     );
   }
-  const damageEnd = laterMarker ? laterMarker.next : Math.min(buf.length, offset + 4096);
+  // A torn write's missing sectors lie inside the write that was cut: look for them only in the damaged
+  // frame's own bytes (or up to the marker that ends its group), never in a later write's zeros.
+  const damageEnd = completeButBad
+    ? Math.min(buf.length, offset + alignUp(buf.readUInt32LE(offset)))
+    : laterMarker
+      ? laterMarker.offset
+      : Math.min(buf.length, offset + 4096);
   if ((completeButBad || laterMarker) && !hasZeroSector(buf, offset, damageEnd)) {
     throw corruption(
       file,

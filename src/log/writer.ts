@@ -188,6 +188,10 @@ export class LogWriter {
     if (this.closed) return;
     try {
       if (!this.failure) await this.sync();
+      // A flush that made everything durable may still be rolling to a new segment: wait for it, so no
+      // file is created after close() and a failure of that roll is reported, not swallowed.
+      while (this.flushing && !this.failure)
+        await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     } finally {
       this.closed = true;
       this.clearTimers();

