@@ -37,17 +37,23 @@ function sameContent(a: BankCommand, b: BankCommand): boolean {
 }
 
 export class BankModel {
+  /**
+   * @param windowMax keys remembered at most (the store's `idempotency.maxEntries`): recording one more
+   * forgets the oldest, after which a retry of it is a new command.
+   */
+  constructor(readonly windowMax = Number.POSITIVE_INFINITY) {}
+
   readonly state: BankState = { balances: new Map(), transfers: 0 };
   /** LSN of the last recorded command. */
   lsn = 0;
   /** Every recorded command, index = LSN - 1. */
   readonly recorded: BankCommand[] = [];
-  /** Recorded command and result by idempotency key. */
+  /** Recorded command and result by idempotency key, oldest first (the last `windowMax` keys). */
   readonly byKey = new Map<string, { command: BankCommand; result: BankResult; lsn: number }>();
 
   /** The model after exactly `commands`, in order (each must be one the store records). */
-  static replay(commands: readonly BankCommand[]): BankModel {
-    const model = new BankModel();
+  static replay(commands: readonly BankCommand[], windowMax = Number.POSITIVE_INFINITY): BankModel {
+    const model = new BankModel(windowMax);
     for (const c of commands) {
       const outcome = model.outcome(c);
       if (outcome !== 'record') throw new Error(`model replay: ${JSON.stringify(c)} would be a ${outcome}`);
@@ -91,7 +97,10 @@ export class BankModel {
       result = { ok, lsn };
     }
     this.recorded.push(c);
-    if (c.id !== undefined) this.byKey.set(c.id, { command: c, result, lsn });
+    if (c.id !== undefined) {
+      this.byKey.set(c.id, { command: c, result, lsn });
+      while (this.byKey.size > this.windowMax) this.byKey.delete(this.byKey.keys().next().value!);
+    }
     return result;
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Found by the crash simulation (seed 1187 at the time; `close() resolved on a failed store`): `Store.close()`
+ * Regression tests. Found by the crash simulation (seed 1187 at the time; `close() resolved on a failed store`): `Store.close()`
  * resolves, and releases the directory lock, while the log writer is still rolling to a new segment.
  *
  * Why: a flush that fills the segment reports the group durable (acknowledging its commands) and then rolls
@@ -8,7 +8,8 @@
  * without waiting for that roll (`flushing` is still set). So after `close()` resolved the closed writer
  * still creates a file in `wal/` after the lock is gone (a next process may already be recovering there), the
  * new segment's handle is never closed, and a failure of the roll (ENOSPC, EIO) is reported to no one:
- * `close()` said everything was fine.
+ * `close()` said everything was fine. Fixed in e55d742 (`LogWriter.close` waits for the roll); kept as
+ * regression tests.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,5 +1,5 @@
 /**
- * Found by the crash simulation: one flipped bit in the log's final, fdatasync'd and acknowledged group made
+ * Regression tests. Found by the crash simulation: one flipped bit in the log's final, fdatasync'd and acknowledged group made
  * recovery take that group for a torn write, truncate it away and start: acknowledged commands lost without
  * a word, and the evidence destroyed. `classifyDamage` (src/log/reader.ts) calls final-group damage corruption
  * only when a frame is complete and fails its checksum with no all-zero sector in the damaged region.
@@ -7,11 +7,10 @@
  * 1. The commit marker's length field, which the frame checksum does not cover: a flip there read as "runs
  *    past the end of the file" or "impossible frame length", i.e. a cut-off write. Fixed in f39de21
  *    (`markerWithDamagedLength`); these cases stay as regression tests.
- * 2. The zero-sector window (sim seed 2153; still open). The evidence of a tear is looked for from the
- *    damaged frame up to 4 KiB past it (or to a later marker), so the zeros of a *later* write that never
- *    reached the disk (the group after a failed write, torn by the power loss) excuse a checksum failure in
- *    the complete, durable frame before them. A torn frame has its missing sectors inside its own bytes:
- *    the search should stop at the end of the damaged frame (its length, or the group's end).
+ * 2. The zero-sector window (sim seed 2153 at the time). The evidence of a tear was looked for from the
+ *    damaged frame up to 4 KiB past it, so the zeros of a *later* write that never reached the disk (the
+ *    group after a failed write, torn by the power loss) excused a checksum failure in the complete,
+ *    durable frame before them. A torn frame has its missing sectors inside its own bytes. Fixed in e55d742.
  */
 import assert from 'node:assert/strict';
 import { appendFile, mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';

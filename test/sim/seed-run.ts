@@ -74,6 +74,8 @@ const LIVES_MAX = 3;
 const STEPS_MIN = 4;
 const STEPS_SPREAD = 30;
 const BURST_MAX = 6;
+/** Larger than any seed's command count: nothing is evicted. */
+const WINDOW_MAX_DEFAULT = 1_000_000;
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -91,7 +93,7 @@ async function openBankStore(fs: SimFileSystem, config: SimConfig, onFailure: (e
     segmentBytesMax: config.segmentBytesMax,
     snapshots: config.snapshots,
     clock: () => recordTimeMs(holder.lsnApplied() + 1),
-    idempotency: { maxEntries: 1_000_000 },
+    idempotency: { maxEntries: config.windowMax },
     observer: { onFailure },
   });
   holder.lsnApplied = () => store.lsnApplied;
@@ -108,6 +110,8 @@ export interface SimConfig {
   syncWrites: boolean;
   /** Each disk operation takes 1..this many event-loop ticks (seeded): more ways for I/O to interleave. */
   latencyTicksMax: number;
+  /** Idempotency keys the store remembers: small windows evict, and a retry of an evicted key is new. */
+  windowMax: number;
   lives: number;
 }
 
@@ -127,6 +131,7 @@ function randomConfig(prng: Prng): SimConfig {
       : undefined,
     syncWrites: prng.chance(0.5),
     latencyTicksMax: prng.pick([1, 1, 2, 4]),
+    windowMax: prng.chance(0.25) ? 5 + prng.int(40) : WINDOW_MAX_DEFAULT,
     lives: 1 + prng.int(LIVES_MAX),
   };
 }
@@ -156,6 +161,7 @@ function liveFaultOps(config: SimConfig): readonly SimOp[] {
   return config.snapshots ? [...writePath, 'rename', 'read', 'unlink'] : writePath;
 }
 
+const CLOSE_FAULT_OPS: readonly SimOp[] = ['write', 'datasync', 'open', 'syncDir'];
 const RECOVERY_FAULT_OPS: readonly SimOp[] = [
   'open',
   'read',
@@ -203,7 +209,7 @@ export class SeedRun {
   private readonly config: SimConfig;
   private fs: SimFileSystem;
   private readonly time: VirtualTime;
-  private model = new BankModel();
+  private model: BankModel;
   private life!: Life;
   private readonly tracked: Tracked[] = [];
   private pending: Promise<unknown>[] = [];
@@ -218,6 +224,7 @@ export class SeedRun {
   ) {
     this.prng = new Prng(seed);
     this.config = randomConfig(this.prng);
+    this.model = new BankModel(this.config.windowMax);
     this.fs = new SimFileSystem({
       seed,
       syncWrites: this.config.syncWrites,
@@ -277,7 +284,8 @@ export class SeedRun {
     const c = this.config;
     this.say(
       `config: ack=${c.ackPoint} policy=${JSON.stringify(c.flushPolicy ?? 'default')} segmentBytesMax=${c.segmentBytesMax} ` +
-        `snapshots=${JSON.stringify(c.snapshots ?? 'off')} syncWrites=${c.syncWrites} latencyTicksMax=${c.latencyTicksMax} lives=${c.lives}`,
+        `snapshots=${JSON.stringify(c.snapshots ?? 'off')} syncWrites=${c.syncWrites} latencyTicksMax=${c.latencyTicksMax} ` +
+        `windowMax=${c.windowMax} lives=${c.lives}`,
     );
     this.life = this.newLife(await this.openStore(this.fs));
     for (let index = 0; index < this.config.lives; index++) {
@@ -285,8 +293,11 @@ export class SeedRun {
       if (this.result.failure) return;
       if (this.prng.chance(0.15)) await this.gracefulClose();
       if (this.result.failure) return;
+      const failedWrite = this.life.failedAtDurable !== undefined;
       this.powerLoss();
-      if (this.prng.chance(0.1)) this.flipBit();
+      // More flips after a failed write: a damaged durable group next to a torn, never-synced one is where
+      // telling corruption from a torn write is hardest.
+      if (this.prng.chance(failedWrite ? 0.3 : 0.1)) this.flipBit();
       const crashed = this.life;
       if ((await this.recover()) === 'stop') return;
       await this.verifyRecovered(crashed);
@@ -625,6 +636,15 @@ export class SeedRun {
   private async gracefulClose(): Promise<void> {
     const life = this.life;
     const target = life.store.lsnApplied;
+    if (this.prng.chance(0.3)) {
+      // The disk fails while the store shuts down: close() must say so, not resolve.
+      const rule = randomFault(this.prng, CLOSE_FAULT_OPS);
+      this.fs.injectFault(rule);
+      this.trace(`life ${life.index}: inject ${JSON.stringify(rule)} before close`);
+    }
+    // Half the time the commands settle first: close() then meets a writer that acknowledged everything
+    // and may still be rolling to a new segment.
+    if (this.prng.chance(0.5) && !(await this.settleAll())) return;
     let outcome: 'closed' | 'failed' | undefined;
     life.store.close().then(
       () => {
@@ -806,7 +826,7 @@ export class SeedRun {
       }
     }
     // (b) exactly the first k recorded commands.
-    const prefix = BankModel.replay(this.model.recorded.slice(0, k));
+    const prefix = BankModel.replay(this.model.recorded.slice(0, k), this.config.windowMax);
     if (hashState(store.readStale((s) => s)) !== hashState(prefix.state)) {
       this.result.hashMismatch = true;
       this.say(
