@@ -31,6 +31,7 @@ export class EngineMetrics {
   private readonly snapshotErrors: Counter;
   private readonly snapshotDuration: Histogram;
   private readonly replaySeconds: Gauge;
+  private readonly snapshotFallbacks: Gauge;
   private readonly boundCommands = new Map<string, Map<string, CounterChild>>();
   private readonly boundAck = new Map<string, HistogramChild>();
   private store: Store<any, any, any, any> | undefined;
@@ -90,6 +91,11 @@ export class EngineMetrics {
     this.replaySeconds = new Gauge({
       name: `${prefix}_replay_seconds`,
       help: 'Recovery time at the last start (snapshot load + log replay)',
+      registers,
+    });
+    this.snapshotFallbacks = new Gauge({
+      name: `${prefix}_snapshot_fallbacks`,
+      help: 'Snapshots skipped at the last start because they did not verify (recovery used an older one)',
       registers,
     });
     const self = this;
@@ -152,6 +158,7 @@ export class EngineMetrics {
   attach(store: Store<any, any, any, any>): void {
     this.store = store;
     this.replaySeconds.set(store.recovery.totalMs / 1000);
+    this.snapshotFallbacks.set(store.recovery.snapshotFallbacks.length);
     for (const command of Object.keys(store.definition.commands)) {
       this.ackHistogram(command);
       for (const outcome of COMMAND_OUTCOMES) this.commandCounter(command, outcome);
