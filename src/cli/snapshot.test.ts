@@ -76,3 +76,20 @@ test('inspect lists snapshots with LSN and age, and marks the one a restart woul
   assert.match(after.out, /snap-0+40\.snap\s+40\s+.*INVALID/);
   assert.match(after.out, /snap-0+20\.snap\s+20\s+.*valid\s+uses this/);
 });
+
+test('snapshot create (under the directory lock, so never beside a running store) takes a snapshot of a stopped store at the end of its log, and the store starts from it', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'engram-cli-create-'));
+  dirs.push(dir);
+  const store = await Store.open(bankDefinition, { dir });
+  for (let i = 0; i < 30; i++) await store.execute('deposit', { id: `c${i}`, account: 'a', amount: 2 });
+  const hash = store.stateHash();
+  await store.close();
+  const created = await cli('snapshot', 'create', dir, '--definition', 'bank');
+  assert.equal(created.code, 0, created.out + created.err);
+  assert.match(created.out, /LSN 30/);
+  const reopened = await Store.open(bankDefinition, { dir });
+  assert.equal(reopened.recovery.snapshot?.lsn, 30);
+  assert.equal(reopened.stateHash(), hash);
+  await reopened.close();
+  assert.equal((await cli('snapshot', 'create', dir)).code, 2, 'the definition is required');
+});

@@ -1,7 +1,11 @@
+import * as path from 'node:path';
 import type { Command } from 'commander';
+import { acquireDirLock } from '../../engine/dir-lock.ts';
 import { MaterializedState } from '../../engine/materialized-state.ts';
 import { compileDefinition } from '../../engine/registry.ts';
 import { EngramError } from '../../errors.ts';
+import { scanLog } from '../../log/reader.ts';
+import { buildSnapshot } from '../../snapshot/build.ts';
 import { readSnapshotFile } from '../../snapshot/snapshot-file.ts';
 import { EXIT_DAMAGED, EXIT_OK, usageError } from '../cli-error.ts';
 import type { CommandContext } from '../context.ts';
@@ -18,7 +22,40 @@ interface SnapshotOptions {
  * --definition also a full decode whose recomputed state hash must equal the header's.
  */
 export function registerSnapshot(program: Command, context: CommandContext): void {
-  const group = program.command('snapshot').description('inspect or verify a snapshot file');
+  const group = program.command('snapshot').description('create, inspect or verify snapshots');
+  group
+    .command('create')
+    .description(
+      'take a snapshot of a stopped store now, at the end of its log (a running store snapshots itself)',
+    )
+    .argument('<dir>', "the store's data directory")
+    .requiredOption('--definition <name>', `the store's definition (${DEFINITION_NAMES.join(', ')})`)
+    .option('--keep <n>', 'snapshots to keep', '2')
+    .action(async (dir: string, options: { definition: string; keep: string }) => {
+      const keep = Number(options.keep);
+      if (!Number.isInteger(keep) || keep < 1)
+        throw usageError(`--keep must be a positive integer, not '${options.keep}'`);
+      const definition = await loadDefinition(options.definition);
+      if (!(await context.fs.exists(path.join(dir, 'wal'))))
+        throw usageError(`${dir} holds no wal/ directory: pass a store's data directory`);
+      const release = await acquireDirLock(context.fs, dir);
+      try {
+        const scan = await scanLog(context.fs, path.join(dir, 'wal'), {});
+        const built = await buildSnapshot({
+          fs: context.fs,
+          dataDir: dir,
+          definition,
+          targetLsn: scan.lastLsn,
+          keep,
+        });
+        context.io.out(
+          `snapshot ${built.file}: LSN ${built.lsn}, ${formatBytes(built.bytes)}, state hash ${built.stateHash}, ` +
+            `built in ${Math.round(built.durationMs)} ms from ${built.baseLsn > 0 ? `the snapshot at LSN ${built.baseLsn}` : 'the start of the log'} + ${built.recordsReplayed} records\n`,
+        );
+      } finally {
+        await release();
+      }
+    });
   for (const action of ['inspect', 'verify'] as const) {
     group
       .command(action)
