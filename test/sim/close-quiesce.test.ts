@@ -1,6 +1,7 @@
 /**
- * Regression tests. Found by the crash simulation (seed 1187 at the time; `close() resolved on a failed store`): `Store.close()`
- * resolves, and releases the directory lock, while the log writer is still rolling to a new segment.
+ * Regression tests. Found by the crash simulation (seed 1187 at the time: "close() resolved on a failed
+ * store"): `Store.close()` resolved, and released the directory lock, while the log writer was still rolling
+ * to a new segment.
  *
  * Why: a flush that fills the segment reports the group durable (acknowledging its commands) and then rolls
  * (`LogWriter.flush` -> `rollSegment`: create the next segment, write its header, fdatasync, fsync the

@@ -35,6 +35,7 @@ export interface SimCoverage {
   torn_tails_cut: number;
   snapshot_loads: number;
   interrupted_recoveries: number;
+  overload_refusals: number;
 }
 
 export function isFailure(r: SeedResult): boolean {
@@ -76,6 +77,7 @@ export async function runSeeds(
     torn_tails_cut: 0,
     snapshot_loads: 0,
     interrupted_recoveries: 0,
+    overload_refusals: 0,
   };
   for (let seed = from; seed < from + count; seed++) {
     const r = await runSeed(seed);
@@ -95,6 +97,7 @@ export async function runSeeds(
     coverage.torn_tails_cut += r.tornTailsCut;
     coverage.snapshot_loads += r.snapshotLoads;
     coverage.interrupted_recoveries += r.interruptedRecoveries;
+    coverage.overload_refusals += r.overloadRefusals;
     if (summary.seeds % PROGRESS_EVERY_SEEDS === 0) onProgress?.(summary.seeds);
   }
   summary.duration_s = Math.round((performance.now() - startMs) / 10) / 100;
@@ -129,6 +132,7 @@ async function main(): Promise<void> {
   }
   const seed = integerOption(values.seed, 'seed', 0);
   if (seed !== undefined) {
+    const seedStartMs = performance.now();
     const r = await runSeed(seed, values.verbose);
     for (const line of r.log) console.log(`  ${line}`);
     if (isFailure(r)) console.log(`FAIL ${describeFailure(r)}`);
@@ -139,6 +143,7 @@ async function main(): Promise<void> {
         hash_mismatches: r.hashMismatch ? 1 : 0,
         failures: isFailure(r) ? 1 : 0,
         detected_corruptions: r.detectedCorruption ? 1 : 0,
+        duration_s: Math.round((performance.now() - seedStartMs) / 10) / 100,
         failure: r.failure ?? null,
       }),
     );

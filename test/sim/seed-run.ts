@@ -28,7 +28,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { AckPoint } from '../../src/engine/ack-point.ts';
 import { hashState } from '../../src/engine/state-hash.ts';
-import { Store } from '../../src/engine/store.ts';
+import { DEFAULT_PENDING_BYTES_MAX, DEFAULT_PENDING_COMMANDS_MAX, Store } from '../../src/engine/store.ts';
 import { bankDefinition } from '../../src/engine/testing/bank.ts';
 import type { FlushPolicy } from '../../src/log/flush-policy.ts';
 import { COMMIT_MARKER_TYPE, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../../src/log/format.ts';
@@ -58,6 +58,7 @@ export interface SeedResult {
   tornTailsCut: number;
   snapshotLoads: number;
   interruptedRecoveries: number;
+  overloadRefusals: number;
   /** Events that decide the seed's course; two runs of one seed must give the same trace. */
   trace: string;
   log: string[];
@@ -94,6 +95,8 @@ async function openBankStore(fs: SimFileSystem, config: SimConfig, onFailure: (e
     snapshots: config.snapshots,
     clock: () => recordTimeMs(holder.lsnApplied() + 1),
     idempotency: { maxEntries: config.windowMax },
+    pendingBytesMax: config.pendingBytesMax,
+    pendingCommandsMax: config.pendingCommandsMax,
     observer: { onFailure },
   });
   holder.lsnApplied = () => store.lsnApplied;
@@ -112,6 +115,9 @@ export interface SimConfig {
   latencyTicksMax: number;
   /** Idempotency keys the store remembers: small windows evict, and a retry of an evicted key is new. */
   windowMax: number;
+  /** Backpressure limits: small ones make the store refuse commands as overloaded under load. */
+  pendingBytesMax: number;
+  pendingCommandsMax: number;
   lives: number;
 }
 
@@ -132,6 +138,8 @@ function randomConfig(prng: Prng): SimConfig {
     syncWrites: prng.chance(0.5),
     latencyTicksMax: prng.pick([1, 1, 2, 4]),
     windowMax: prng.chance(0.25) ? 5 + prng.int(40) : WINDOW_MAX_DEFAULT,
+    pendingBytesMax: prng.chance(0.15) ? 256 + prng.int(2048) : DEFAULT_PENDING_BYTES_MAX,
+    pendingCommandsMax: prng.chance(0.15) ? 2 + prng.int(20) : DEFAULT_PENDING_COMMANDS_MAX,
     lives: 1 + prng.int(LIVES_MAX),
   };
 }
@@ -196,6 +204,8 @@ interface Tracked {
   lsn: number;
   durableAck: boolean;
   submittedAfterFailure: boolean;
+  /** Refused at admission: too many bytes or commands were waiting for the disk. Nothing recorded. */
+  overloaded: boolean;
   settled: boolean;
   /** Resolved while its process was alive: the caller saw it. */
   acked: boolean;
@@ -245,6 +255,7 @@ export class SeedRun {
       tornTailsCut: 0,
       snapshotLoads: 0,
       interruptedRecoveries: 0,
+      overloadRefusals: 0,
       trace: '',
       log: [],
     };
@@ -285,7 +296,7 @@ export class SeedRun {
     this.say(
       `config: ack=${c.ackPoint} policy=${JSON.stringify(c.flushPolicy ?? 'default')} segmentBytesMax=${c.segmentBytesMax} ` +
         `snapshots=${JSON.stringify(c.snapshots ?? 'off')} syncWrites=${c.syncWrites} latencyTicksMax=${c.latencyTicksMax} ` +
-        `windowMax=${c.windowMax} lives=${c.lives}`,
+        `windowMax=${c.windowMax} pending=${c.pendingBytesMax}B/${c.pendingCommandsMax} lives=${c.lives}`,
     );
     this.life = this.newLife(await this.openStore(this.fs));
     for (let index = 0; index < this.config.lives; index++) {
@@ -390,8 +401,22 @@ export class SeedRun {
         `${stuck} commands neither resolved nor rejected within ${SETTLE_TICKS_MAX} ticks ` +
           `(store failed: ${this.life.store.failed?.code ?? 'no'}, applied ${this.life.store.lsnApplied}, durable ${this.life.store.lsnDurable})`,
       );
+      return false;
     }
-    return done;
+    // Memory-acknowledged records have resolved long ago; the background flush must still make them durable.
+    const store = this.life.store;
+    const target = store.lsnApplied;
+    for (let i = 0; i < SETTLE_TICKS_MAX && store.lsnDurable < target && !store.failed; i++) {
+      await tick();
+      this.time.advance(1);
+    }
+    if (store.lsnDurable < target && !store.failed) {
+      this.fail(
+        `records up to LSN ${target} never became durable (lsnDurable ${store.lsnDurable}) on a healthy store`,
+      );
+      return false;
+    }
+    return true;
   }
 
   private submitRandom(tag: string): void {
@@ -451,6 +476,12 @@ export class SeedRun {
     const life = this.life;
     const store = life.store;
     const failedBefore = store.failed !== undefined;
+    // Admission checks the failure first, then the backpressure limits (strictly above them).
+    const pending = store.pending;
+    const overloaded =
+      !failedBefore &&
+      (pending.bytes > this.config.pendingBytesMax || pending.commands > this.config.pendingCommandsMax);
+    if (overloaded) this.result.overloadRefusals++;
     const durableAck =
       this.config.ackPoint === 'disk' ||
       (this.prng.chance(0.2) && commands.every((c) => c.kind === 'deposit'));
@@ -466,11 +497,12 @@ export class SeedRun {
         lsn: 0,
         durableAck,
         submittedAfterFailure: failedBefore,
+        overloaded,
         settled: false,
         acked: false,
         value: undefined,
       };
-      if (!failedBefore) {
+      if (!failedBefore && !overloaded) {
         if (outcome === 'record') {
           t.expected = this.model.record(command);
           t.lsn = this.model.lsn;
@@ -497,7 +529,7 @@ export class SeedRun {
         options,
       );
     }
-    const expectedLsn = failedBefore ? before : this.model.lsn;
+    const expectedLsn = failedBefore || overloaded ? before : this.model.lsn;
     if (store.lsnApplied !== expectedLsn) {
       this.fail(
         `submitting ${JSON.stringify(commands)} moved lsnApplied ${before} -> ${store.lsnApplied}; the model expected ${expectedLsn} ` +
@@ -531,6 +563,7 @@ export class SeedRun {
 
   private resolutionProblem(t: Tracked, value: unknown): string | undefined {
     if (t.submittedAfterFailure) return 'was submitted after the write path failed, yet resolved';
+    if (t.overloaded) return 'was submitted over the backpressure limits, yet resolved';
     if (t.outcome === 'conflict' || t.outcome === 'invalid')
       return `resolved with ${JSON.stringify(value)}; it must be refused`;
     if (!isDeepStrictEqual(value, t.expected))
@@ -551,6 +584,10 @@ export class SeedRun {
     const code = (error as { code?: string })?.code;
     const what = `${JSON.stringify(t.command)} (${t.outcome}, life ${t.life.index})`;
     const life = t.life;
+    if (t.overloaded) {
+      if (code !== 'overloaded') this.fail(`${what} over the backpressure limits was rejected with ${code}`);
+      return;
+    }
     const expectedCode =
       t.outcome === 'conflict'
         ? 'idempotency_conflict'
@@ -946,6 +983,8 @@ async function referenceHash(commands: readonly BankCommand[], config: SimConfig
       ackPoint: 'memory',
       flushPolicy: { kind: 'interval', intervalMs: 3_600_000 },
       snapshots: undefined,
+      pendingBytesMax: DEFAULT_PENDING_BYTES_MAX,
+      pendingCommandsMax: DEFAULT_PENDING_COMMANDS_MAX,
     },
     () => undefined,
   );
