@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
@@ -470,6 +471,38 @@ test('auth: with a token every route but /healthz needs it; the scheme is case-i
   );
   assert.equal(ok.statusCode, 200);
   assert.equal((await get('/readyz', { authorization: 'Bearer s3cret' })).statusCode, 200);
+});
+
+/** Sends raw bytes to a listening app and returns everything it answers before closing. */
+function rawExchange(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(request));
+    let answer = '';
+    socket.on('data', (chunk) => {
+      answer += chunk;
+    });
+    socket.on('close', () => resolve(answer));
+    socket.on('error', reject);
+  });
+}
+
+test('requests the HTTP parser refuses get the JSON error shape too', async () => {
+  const { app } = await gate();
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const cases: [string, number, string][] = [
+    ['NOT HTTP AT ALL\r\n\r\n', 400, 'invalid_request'],
+    [`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'headers_too_large'],
+  ];
+  for (const [request, status, error] of cases) {
+    const answer = await rawExchange(port, request);
+    assert.match(answer, new RegExp(`^HTTP/1.1 ${status} `));
+    assert.match(answer, /content-type: application\/json/i);
+    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+    assert.equal(body.error, error);
+    assert.ok(body.message.length > 10);
+  }
 });
 
 test('configuration: flags over env over defaults; bad values are clear errors; a public bind needs a token', () => {

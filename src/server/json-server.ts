@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -51,6 +53,7 @@ export function createJsonServer(options: JsonServerOptions): FastifyInstance {
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     return503OnClosing: true,
     routerOptions: { maxParamLength: PATH_PARAM_LENGTH_MAX },
+    clientErrorHandler: answerClientError,
     frameworkErrors: (error, _request, reply: FastifyReply) => {
       reply.code(400).send({
         error: 'invalid_request',
@@ -148,6 +151,39 @@ function handleError(
   if (typeof status === 'number' && status >= 400 && status < 500)
     return reply.code(status).send({ error: 'invalid_request', message: `${error.message}; ${hint}` });
   return sendError(reply, error, errorLog);
+}
+
+/**
+ * A request Node's HTTP parser refused before fastify saw it (malformed HTTP, headers over 16 KiB, a request
+ * slower than the timeout): answered in the same JSON error shape, then the connection is closed.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  let status = 400;
+  let body: { error: string; message: string } = {
+    error: 'invalid_request',
+    message: 'the request is not valid HTTP/1.1',
+  };
+  if (error.code === 'HPE_HEADER_OVERFLOW') {
+    status = 431;
+    body = {
+      error: 'headers_too_large',
+      message: 'the request headers exceed 16 KiB; send fewer or shorter headers',
+    };
+  } else if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408;
+    body = {
+      error: 'request_timeout',
+      message: `the request did not arrive within ${REQUEST_TIMEOUT_MS} ms`,
+    };
+  }
+  const text = JSON.stringify(body);
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+    );
+  socket.destroy(error);
 }
 
 function hasEmptyParam(params: unknown): boolean {
