@@ -12,6 +12,7 @@ export const GATE_MAIN = new URL('../../apps/balance-gate/main.ts', import.meta.
 
 export interface GateTarget {
   port: number;
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -45,7 +46,7 @@ export async function startGate(options: {
       return response.status === 200;
     }, `balance-gate /readyz on port ${port}`);
     await seed(pool, options.merchants, options.balanceCents);
-    return { port, stop: () => server.stop(10_000) };
+    return { port, pid: server.child.pid!, stop: () => server.stop(10_000) };
   } catch (error) {
     if (server.child.exitCode !== null) process.stderr.write(server.stderrTail());
     await server.stop();

@@ -85,8 +85,8 @@ export class LoadGenerator {
   }
 }
 
-export async function startNoopServer(): Promise<{ port: number; stop: () => void }> {
+export async function startNoopServer(): Promise<{ port: number; pid: number; stop: () => void }> {
   const { child, stop } = forkTracked('no-op server', './noop-server.ts');
   const { port } = await firstMessage<{ port: number }>(child, 'no-op server');
-  return { port, stop };
+  return { port, pid: child.pid!, stop };
 }

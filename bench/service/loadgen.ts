@@ -69,6 +69,8 @@ export interface LoadResult {
   errorSample: string;
   /** Open loop: measured requests still unanswered at the drain deadline. */
   unfinished: number;
+  /** Connections the target closed or broke during the run (their requests in flight never answered). */
+  connectionsLost: number;
   /**
    * Answers (times reservations per request, for batches) per second received in the measured window: below
    * the offered rate, the target fell behind.
@@ -123,6 +125,9 @@ class Connection {
   sentMs = 0;
   /** Open loop: since when a connection had been free when this request left. */
   freeSinceMs = 0;
+  /** Called if the target closes the connection (or it fails) before the run is over. */
+  onLost: (connection: Connection, why: string) => void = () => undefined;
+  private closing = false;
   private readonly parser: ResponseParser;
 
   private constructor(
@@ -138,6 +143,13 @@ class Connection {
           ? new RespResponseParser(handler)
           : new PgResponseParser(handler);
     socket.on('data', (chunk: Buffer) => this.parser.feed(chunk));
+    let failure = 'connection closed by the target';
+    socket.on('error', (error) => {
+      failure = `connection failed: ${error.message}`;
+    });
+    socket.on('close', () => {
+      if (!this.closing) this.onLost(this, failure);
+    });
   }
 
   static async open(
@@ -149,7 +161,6 @@ class Connection {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
-    socket.on('error', () => undefined);
     if (target.protocol !== 'pg') return new Connection(socket, target.protocol, onResponse);
     // PostgreSQL: startup (trust) until ReadyForQuery, then prepare the statement once per connection.
     let step: ((error: string | undefined) => void) | undefined;
@@ -173,6 +184,7 @@ class Connection {
   }
 
   close(): void {
+    this.closing = true;
     this.socket.destroy();
   }
 }
@@ -205,6 +217,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   let answeredInWindow = 0;
   let errors = 0;
   let errorSample = '';
+  let lost = 0;
   let inFlight = 0;
   const open = job.mode === 'open';
   const rate = job.ratePerS ?? 0;
@@ -279,6 +292,18 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const connections = await Promise.all(
     Array.from({ length: job.connections }, () => Connection.open(job.target, onResponse)),
   );
+  const onLost = (c: Connection, why: string) => {
+    lost++;
+    errorSample ||= why;
+    const i = idle.indexOf(c);
+    if (i >= 0) idle.splice(i, 1);
+    else if (c.dueMs >= 0) {
+      inFlight--;
+      if (!open) c.dueMs = -1; // open loop: stays pending, counted as unfinished at the end
+    }
+    if (inFlight === 0 && (lost === connections.length || (open ? sent >= total : true))) finish();
+  };
+  for (const c of connections) c.onLost = onLost;
   idle.push(...connections);
   const cpu0 = process.cpuUsage();
   const elu0 = performance.eventLoopUtilization();
@@ -326,6 +351,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
     errors,
     errorSample,
     unfinished,
+    connectionsLost: lost,
     achievedPerS: ((answeredInWindow * itemsPerRequest) / job.durationMs) * 1000,
     latency: latency.percentiles(),
     serviceTime: service.percentiles(),

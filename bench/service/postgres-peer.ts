@@ -7,7 +7,7 @@
  * that lock and the later one sees the earlier one's committed decision (READ COMMITTED takes a snapshot per
  * statement); a same-id request for another merchant is a conflict anyway (unique violation or the check).
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import pg from 'pg';
 import { freePort, onCleanup, run, tempDir } from './processes.ts';
@@ -84,6 +84,8 @@ export const RESERVE_SQL = 'SELECT * FROM reserve($1, $2, $3::bigint)';
 
 export interface PostgresPeer {
   port: number;
+  /** The postmaster (backends are its children). */
+  pid: number;
   /** Directory holding the unix socket. */
   socketDir: string;
   user: string;
@@ -161,6 +163,7 @@ export async function startPostgresPeer(options: {
     await checkSemantics(client);
     return {
       port,
+      pid: Number(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]),
       socketDir: dir,
       user: 'postgres',
       database: 'postgres',

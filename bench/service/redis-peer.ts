@@ -70,6 +70,7 @@ return reserve(KEYS[1], 'mer:' .. merchant, merchant, amount, '')
 
 export interface RedisPeer {
   port: number;
+  pid: number;
   /** SHA of RESERVE_LUA. */
   sha: string;
   /** SHA of benchmarkLua(...). */
@@ -138,6 +139,7 @@ export async function startRedisPeer(options: {
     const version = run('redis-server', ['--version']).match(/v=(\S+)/)?.[1] ?? '?';
     return {
       port,
+      pid: server.child.pid!,
       sha,
       benchSha,
       version,

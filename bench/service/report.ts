@@ -3,10 +3,16 @@
  * open-loop fixed rate), with a note saying how it was measured and who was busy, then a table.
  */
 import type { LoadResult } from './loadgen.ts';
+import type { CpuShare } from './machine.ts';
 import type { ToolResult } from './tools.ts';
 
-/** A generator result plus the machine's CPU use during it. */
-export type Measured = LoadResult & { machineCpuPct: number };
+/** A generator result plus who used the CPU during it. */
+export type Measured = LoadResult & { cpu: CpuShare };
+
+/** Who used the CPU, in % of one core. */
+export const cpuNote = (cpu: CpuShare, load: string) =>
+  `cpu (% of a core): target ${Math.round(cpu.targetPct)}, ${load} ${Math.round(cpu.loadPct)}, ` +
+  `other processes ${Math.round(cpu.othersPct)}`;
 
 export interface Row {
   target: string;
@@ -29,10 +35,14 @@ export const isOverloaded = (r: LoadResult) => r.unfinished > 0 || r.achievedPer
 
 export function openRow(target: string, r: Measured): Row {
   const notes = [
-    isOverloaded(r) ? `OVERLOADED: ${int(r.unfinished)} unanswered, percentiles are lower bounds` : '',
+    isOverloaded(r)
+      ? `OVERLOADED: the target fell behind the offered rate` +
+        (r.unfinished > 0 ? ` and left ${int(r.unfinished)} unanswered (percentiles are lower bounds)` : '')
+      : '',
     r.errors > 0 ? `${int(r.errors)} errors, e.g. ${r.errorSample}` : '',
+    r.connectionsLost > 0 ? `${r.connectionsLost} connections lost: ${r.errorSample}` : '',
     `sent after due time p99 ${ms(r.sendLag.p99Ms)} ms, of it the generator's own lateness p99 ${ms(r.generatorLag.p99Ms)} ms`,
-    `generator cpu ${Math.round(r.generatorCpuPct)}%, machine cpu ${Math.round(r.machineCpuPct)}%`,
+    cpuNote(r.cpu, 'generator'),
   ];
   return {
     target,
@@ -51,7 +61,8 @@ export function closedRow(target: string, run: string, r: Measured): Row {
   const notes = [
     'closed loop, latency from send',
     r.errors > 0 ? `${int(r.errors)} errors, e.g. ${r.errorSample}` : '',
-    `generator cpu ${Math.round(r.generatorCpuPct)}%, machine cpu ${Math.round(r.machineCpuPct)}%`,
+    r.connectionsLost > 0 ? `${r.connectionsLost} connections lost: ${r.errorSample}` : '',
+    cpuNote(r.cpu, 'generator'),
   ];
   return {
     target,
@@ -66,13 +77,14 @@ export function closedRow(target: string, run: string, r: Measured): Row {
   };
 }
 
-export function toolRow(target: string, r: ToolResult, note = ''): Row {
+export function toolRow(target: string, r: ToolResult, cpu: CpuShare, note = ''): Row {
   const notes = [
     Number.isFinite(r.p99Ms)
       ? 'closed loop, p99 from send (coordinated omission not corrected)'
       : 'closed loop',
     r.errors > 0 ? `${int(r.errors)} errors` : '',
     note,
+    cpuNote(cpu, 'tool'),
   ];
   return {
     target,

@@ -14,7 +14,7 @@ import { cpus } from 'node:os';
 import { gateUnavailable, startGate } from './gate-target.ts';
 import { LoadGenerator, startNoopServer } from './generator.ts';
 import type { LoadJob, TargetSpec } from './loadgen.ts';
-import { backgroundBusyPct, busyPctSince, cpuTimes, probeFdatasync } from './machine.ts';
+import { backgroundBusyPct, type CpuShare, cpuShare, cpuSnapshot, probeFdatasync } from './machine.ts';
 import { RESERVE_SQL, startPostgresPeer } from './postgres-peer.ts';
 import { cleanupAll, installCleanupHandlers, sleep, tempDir } from './processes.ts';
 import { startRedisPeer } from './redis-peer.ts';
@@ -136,8 +136,12 @@ class ServiceBench {
   private readonly merchants = merchantIds(MERCHANT_COUNT);
   private readonly startedMs = Date.now();
   private workDir = '';
+  /** The process (tree) of the target being measured, for CPU attribution. */
+  private targetPid: number | undefined;
   private phase = 0;
   private generatorCpuPctMax = 0;
+  /** Per run: CPU used by processes that are neither target nor load generation (% of a core). */
+  private readonly othersCpuPct: number[] = [];
   private generatorLagP99MsMax = 0;
 
   constructor(
@@ -169,6 +173,11 @@ class ServiceBench {
     for (const key of REQUIRED) f[key] ??= Number.NaN;
     f.generator_cpu_pct_max_open_loop = Math.round(this.generatorCpuPctMax);
     f.generator_own_lateness_p99_ms_max = this.generatorLagP99MsMax;
+    const others = this.othersCpuPct;
+    f.other_processes_cpu_pct_mean = Math.round(
+      others.reduce((a, b) => a + b, 0) / Math.max(1, others.length),
+    );
+    f.other_processes_cpu_pct_max = Math.round(Math.max(0, ...others));
     f.targets_failed = this.failures.length;
     f.elapsed_s = Math.round((Date.now() - this.startedMs) / 1000);
     const plan = this.plan;
@@ -227,14 +236,22 @@ class ServiceBench {
       seed: 1 + this.phase++,
       merchants: MERCHANT_COUNT,
     };
-    const before = cpuTimes();
-    const result = await this.generator!.run(job);
-    const measured = { ...result, machineCpuPct: busyPctSince(before) };
+    const { value: result, cpu } = await this.observe(() => this.generator!.run(job));
+    const measured = { ...result, cpu };
     if (mode === 'open') {
       this.generatorCpuPctMax = Math.max(this.generatorCpuPctMax, result.generatorCpuPct);
       this.generatorLagP99MsMax = Math.max(this.generatorLagP99MsMax, result.generatorLag.p99Ms);
     }
     return measured;
+  }
+
+  /** Runs `fn` and says who used the CPU meanwhile: the target, load generation, everyone else. */
+  private async observe<T>(fn: () => Promise<T>): Promise<{ value: T; cpu: CpuShare }> {
+    const before = cpuSnapshot(this.targetPid);
+    const value = await fn();
+    const cpu = cpuShare(before, cpuSnapshot(this.targetPid), this.figures.cores);
+    this.othersCpuPct.push(cpu.othersPct);
+    return { value, cpu };
   }
 
   // ---- the generators' own ceiling ------------------------------------------------------------------------
@@ -243,6 +260,7 @@ class ServiceBench {
     const f = this.figures;
     log('generator ceiling: against a no-op HTTP server (its own process, on the same cores)');
     const noop = await startNoopServer();
+    this.targetPid = noop.pid;
     try {
       const target: TargetSpec = { protocol: 'http', port: noop.port, path: '/v1/reservations' };
       const closed = await this.load(target, 'closed', this.plan.toolConnections);
@@ -268,8 +286,8 @@ class ServiceBench {
             `p999 ${ms(r.latency.p999Ms)} ms at ${Math.round(r.generatorCpuPct)}% of a core`,
         );
       }
-      const wrk = await this.wrk(noop.port);
-      this.rows.push(toolRow('no-op server', wrk));
+      const { value: wrk, cpu } = await this.observe(() => this.wrk(noop.port));
+      this.rows.push(toolRow('no-op server', wrk, cpu));
       f.wrk_ceiling_req_per_s = Math.round(wrk.opsPerS);
       log(
         `  our generator ${int(closed.achievedPerS)} req/s closed loop at ${Math.round(closed.generatorCpuPct)}% of a core ` +
@@ -313,7 +331,8 @@ class ServiceBench {
     f[`${key}_ops_per_s`] = Math.round(Math.max(toolOps, ours.achievedPerS));
     f[`${key}_ops_per_s_c_tool`] = Math.round(tool.opsPerS);
     f[`${key}_ops_per_s_our_generator`] = Math.round(ours.achievedPerS);
-    if (tool.errors + ours.errors > 0) f[`${key}_saturation_errors`] = tool.errors + ours.errors;
+    const errors = tool.errors + ours.errors + ours.connectionsLost;
+    if (errors > 0) f[`${key}_saturation_errors`] = errors;
     log(
       `  saturation: ${tool.tool} ${int(tool.opsPerS)}/s; our generator ${int(ours.achievedPerS)}/s ` +
         `(${ours.connections} conns, generator cpu ${Math.round(ours.generatorCpuPct)}%)`,
@@ -347,7 +366,7 @@ class ServiceBench {
       f[`${key}_p999_ms_at_${label}`] = r.latency.p999Ms;
       f[`${key}_achieved_per_s_at_${label}`] = Math.round(r.achievedPerS);
       if (isOverloaded(r)) f[`${key}_overloaded_at_${label}`] = 1;
-      if (r.errors > 0) f[`${key}_errors_at_${label}`] = r.errors;
+      if (r.errors + r.connectionsLost > 0) f[`${key}_errors_at_${label}`] = r.errors + r.connectionsLost;
       await sleep(300);
     }
   }
@@ -364,10 +383,11 @@ class ServiceBench {
     }
     log('balance-gate (HTTP, DURABILITY=disk): starting, seeding merchants through the credits endpoint');
     const gate = await startGate({ merchants: this.merchants, balanceCents: MERCHANT_BALANCE_CENTS });
+    this.targetPid = gate.pid;
     try {
       const target: TargetSpec = { protocol: 'http', port: gate.port, path: '/v1/reservations' };
-      const wrk = await this.wrk(gate.port);
-      this.rows.push(toolRow('balance-gate', wrk));
+      const { value: wrk, cpu } = await this.observe(() => this.wrk(gate.port));
+      this.rows.push(toolRow('balance-gate', wrk, cpu));
       this.saturation('gate', wrk, await this.saturate('balance-gate', target));
       await this.openLoads('balance-gate', 'gate', target);
       await this.batches(gate.port);
@@ -395,7 +415,7 @@ class ServiceBench {
       f[`batch_reservations_per_s_${items}`] = Math.round(r.achievedPerS);
       f[`batch_p50_ms_${items}`] = r.latency.p50Ms;
       f[`batch_p99_ms_${items}`] = r.latency.p99Ms;
-      if (r.errors > 0) f[`batch_errors_${items}`] = r.errors;
+      if (r.errors + r.connectionsLost > 0) f[`batch_errors_${items}`] = r.errors + r.connectionsLost;
       best = Math.max(best, r.achievedPerS);
     }
     f.batch_reservations_per_s = Math.round(best);
@@ -408,28 +428,35 @@ class ServiceBench {
       amountCentsMax: AMOUNT_CENTS_MAX,
     });
     log(`Redis ${redis.version} + Lua (appendonly yes, appendfsync always, no RDB saves)`);
+    this.targetPid = redis.pid;
     try {
       const target: TargetSpec = { protocol: 'resp', port: redis.port, sha: redis.sha };
       const ours = await this.saturate('Redis+Lua', target);
       // redis-benchmark takes a request count: sized from our generator's rate to last about one run.
       const before = await redis.reservationsRecorded();
-      const run = await redisBenchmarkReservations({
-        port: redis.port,
-        benchSha: redis.benchSha,
-        requests: Math.max(10_000, Math.round(ours.achievedPerS * this.runSeconds)),
-        connections: this.plan.toolConnections,
-        timeoutMs: this.runSeconds * 5000 + 30_000,
-      });
+      const { value: run, cpu } = await this.observe(() =>
+        redisBenchmarkReservations({
+          port: redis.port,
+          benchSha: redis.benchSha,
+          requests: Math.max(10_000, Math.round(ours.achievedPerS * this.runSeconds)),
+          connections: this.plan.toolConnections,
+          timeoutMs: this.runSeconds * 5000 + 30_000,
+        }),
+      );
       const tool = this.verified(run, (await redis.reservationsRecorded()) - before);
-      this.rows.push(toolRow('Redis+Lua', tool, 'EVALSHA of the same procedure, key from __rand_int__'));
+      this.rows.push(toolRow('Redis+Lua', tool, cpu, 'EVALSHA of the same procedure, key from __rand_int__'));
       this.saturation('redis_lua', tool, ours);
-      const ping = await redisBenchmarkPing({
-        port: redis.port,
-        requests: this.quick ? 100_000 : 500_000,
-        connections: this.plan.toolConnections,
-      });
-      this.rows.push(toolRow('Redis+Lua', ping, "redis-benchmark's ceiling (no work, no fsync)"));
-      this.figures.redis_benchmark_ping_per_s = Math.round(ping.opsPerS);
+      const ping = await this.observe(() =>
+        redisBenchmarkPing({
+          port: redis.port,
+          requests: this.quick ? 100_000 : 500_000,
+          connections: this.plan.toolConnections,
+        }),
+      );
+      this.rows.push(
+        toolRow('Redis+Lua', ping.value, ping.cpu, "redis-benchmark's ceiling (no work, no fsync)"),
+      );
+      this.figures.redis_benchmark_ping_per_s = Math.round(ping.value.opsPerS);
       await this.openLoads('Redis+Lua', 'redis_lua', target);
     } finally {
       await redis.stop();
@@ -442,6 +469,7 @@ class ServiceBench {
       balanceCents: MERCHANT_BALANCE_CENTS,
     });
     log(`PostgreSQL ${postgres.version} (fsync on, synchronous_commit on, one transaction per reservation)`);
+    this.targetPid = postgres.pid;
     try {
       const target: TargetSpec = {
         protocol: 'pg',
@@ -461,13 +489,15 @@ class ServiceBench {
           script,
         });
       const before = await postgres.reservationsRecorded();
-      const run = await pgbenchRun('reserve', this.runSeconds);
+      const { value: run, cpu } = await this.observe(() => pgbenchRun('reserve', this.runSeconds));
       const tool = this.verified(run, (await postgres.reservationsRecorded()) - before);
-      this.rows.push(toolRow('PostgreSQL', tool, 'prepared SELECT * FROM reserve(...)'));
+      this.rows.push(toolRow('PostgreSQL', tool, cpu, 'prepared SELECT * FROM reserve(...)'));
       this.saturation('postgres', tool, await this.saturate('PostgreSQL', target));
-      const select1 = await pgbenchRun('select1', Math.min(this.runSeconds, 3));
-      this.rows.push(toolRow('PostgreSQL', select1, "pgbench's ceiling: SELECT 1 (no write, no fsync)"));
-      this.figures.pgbench_select1_per_s = Math.round(select1.opsPerS);
+      const select1 = await this.observe(() => pgbenchRun('select1', Math.min(this.runSeconds, 3)));
+      this.rows.push(
+        toolRow('PostgreSQL', select1.value, select1.cpu, "pgbench's ceiling: SELECT 1 (no write, no fsync)"),
+      );
+      this.figures.pgbench_select1_per_s = Math.round(select1.value.opsPerS);
       await this.openLoads('PostgreSQL', 'postgres', target);
     } finally {
       await postgres.stop();
