@@ -71,20 +71,15 @@ function newChunk(): Chunk {
   return { merchant: new Int32Array(CHUNK_SLOTS), status: new Uint8Array(CHUNK_SLOTS), floats };
 }
 
-export interface NewReservation {
-  id: string;
-  merchantIndex: number;
-  amount: number;
-  status: Status;
-  sequence: number;
-  expiresAtMs: number;
-  ttlMs: number;
-  lsn: number;
-  availableAfter: number;
-  heldAfter: number;
-  capturedAfter: number;
-  creditedAfter: number;
-}
+/** A reservation to add: as read, but naming its merchant by index (how the table stores it). */
+export type NewReservation = Omit<Reservation, 'merchantId'> & { merchantIndex: number };
+
+/** Every column, in snapshot order. */
+export const ALL_COLUMNS: readonly (FloatColumn | 'merchant' | 'status')[] = [
+  'merchant',
+  'status',
+  ...FLOAT_COLUMNS,
+];
 
 export class ReservationTable {
   /**
@@ -207,7 +202,7 @@ export class ReservationTable {
     const table = new ReservationTable(merchantIdOf);
     const chunkCount = Math.ceil(ids.length / CHUNK_SLOTS);
     for (let c = 0; c < chunkCount; c++) table.chunks.push(newChunk());
-    for (const column of ['merchant', 'status', ...FLOAT_COLUMNS] as const) {
+    for (const column of ALL_COLUMNS) {
       for (let c = 0; c < chunkCount; c++) {
         const used = Math.min(CHUNK_SLOTS, ids.length - c * CHUNK_SLOTS);
         const chunk = table.chunks[c];
@@ -229,7 +224,7 @@ export class ReservationTable {
    */
   canonical(): unknown {
     const columns: Record<string, ArrayBufferView> = {};
-    for (const column of ['merchant', 'status', ...FLOAT_COLUMNS] as const) {
+    for (const column of ALL_COLUMNS) {
       const parts = [...this.columnBytes(column)];
       const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
       let offset = 0;

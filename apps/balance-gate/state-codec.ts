@@ -1,6 +1,6 @@
 import type { Codec } from '../../src/engine/codec.ts';
 import type { GateState, Merchant } from './domain.ts';
-import { type FloatColumn, ReservationTable } from './reservation-table.ts';
+import { ALL_COLUMNS, ReservationTable } from './reservation-table.ts';
 
 /**
  * balance-gate's snapshot encoding: merchants as records, reservations as their ids followed by each
@@ -23,7 +23,7 @@ export const gateStateCodec: Codec<GateState> = {
     const table = state.reservations;
     w.varuint(table.size);
     for (const id of table.idList()) w.string(id);
-    for (const column of COLUMNS) {
+    for (const column of ALL_COLUMNS) {
       const parts = [...table.columnBytes(column)];
       w.varuint(parts.reduce((n, p) => n + p.length, 0));
       for (const part of parts) w.raw(part);
@@ -50,7 +50,7 @@ export const gateStateCodec: Codec<GateState> = {
     const ids: string[] = new Array(count);
     for (let i = 0; i < count; i++) ids[i] = r.string();
     const columnData = new Map<string, { bytes: Buffer; offset: number }>();
-    for (const column of COLUMNS) columnData.set(column, { bytes: r.raw(r.varuint()), offset: 0 });
+    for (const column of ALL_COLUMNS) columnData.set(column, { bytes: r.raw(r.varuint()), offset: 0 });
     const reservations = ReservationTable.fromColumns(
       (index) => merchantList[index].id,
       ids,
@@ -63,17 +63,3 @@ export const gateStateCodec: Codec<GateState> = {
     return { merchants, merchantList, reservations };
   },
 };
-
-const COLUMNS: readonly (FloatColumn | 'merchant' | 'status')[] = [
-  'merchant',
-  'status',
-  'amount',
-  'sequence',
-  'expiresAtMs',
-  'ttlMs',
-  'lsn',
-  'availableAfter',
-  'heldAfter',
-  'capturedAfter',
-  'creditedAfter',
-];
