@@ -355,7 +355,7 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
         results[i] = { ok: false, error: error as Error };
       }
     }
-    return this.acknowledge(maxLsn, results, undefined, options?.ack, startMs) as Promise<
+    return this.acknowledge(maxLsn, results, name, options?.ack, startMs) as Promise<
       BatchItemResult<CommandResult<C[K]>>[]
     >;
   }
