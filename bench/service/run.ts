@@ -39,9 +39,14 @@ import {
 } from './tools.ts';
 import { AMOUNT_CENTS_MAX, MERCHANT_BALANCE_CENTS, MERCHANT_COUNT, merchantIds } from './workload.ts';
 
+export const TARGETS = ['gate', 'redis', 'postgres'] as const;
+export type TargetName = (typeof TARGETS)[number];
+
 export interface ServiceBenchOptions {
   /** Short runs: the whole benchmark in under two minutes. */
   quick: boolean;
+  /** Targets to run (default: all); the generator ceiling always runs. */
+  targets?: readonly TargetName[];
 }
 
 interface Plan {
@@ -117,7 +122,11 @@ export async function runServiceBench(options: ServiceBenchOptions): Promise<Rec
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const removeHandlers = installCleanupHandlers();
-  const bench = new ServiceBench(PLANS[options.quick ? 'quick' : 'full'], options.quick);
+  const bench = new ServiceBench(
+    PLANS[options.quick ? 'quick' : 'full'],
+    options.quick,
+    options.targets ?? TARGETS,
+  );
   try {
     await bench.run();
   } finally {
@@ -147,6 +156,7 @@ class ServiceBench {
   constructor(
     private readonly plan: Plan,
     private readonly quick: boolean,
+    private readonly targets: readonly TargetName[],
   ) {}
 
   private get runSeconds(): number {
@@ -163,9 +173,9 @@ class ServiceBench {
     await this.describeMachine();
     this.generator = await LoadGenerator.start();
     await this.ceiling();
-    await this.guarded('balance-gate', () => this.gate());
-    await this.guarded('Redis', () => this.redis());
-    await this.guarded('PostgreSQL', () => this.postgres());
+    if (this.targets.includes('gate')) await this.guarded('balance-gate', () => this.gate());
+    if (this.targets.includes('redis')) await this.guarded('Redis', () => this.redis());
+    if (this.targets.includes('postgres')) await this.guarded('PostgreSQL', () => this.postgres());
   }
 
   finish(): Record<string, number> {
@@ -184,7 +194,7 @@ class ServiceBench {
     printTable(
       this.rows,
       `Reservations over loopback TCP; generator and targets share this machine's ${f.cores} cores ` +
-        `(other processes kept ${f.machine_busy_pct_before_start}% of them busy before the run). ` +
+        `(before the run, other processes used ${f.other_processes_cpu_pct_before_start}% of a core). CPU figures are % of one core. ` +
         `Open loop: latency from each request's due time (coordinated omission corrected). ` +
         `${plan.durationMs / 1000} s measured after ${plan.warmupMs / 1000} s warm-up per run.`,
     );
@@ -205,14 +215,14 @@ class ServiceBench {
   private async describeMachine(): Promise<void> {
     const f = this.figures;
     f.cores = cpus().length;
-    f.machine_busy_pct_before_start = Math.round(await backgroundBusyPct(1000));
+    f.other_processes_cpu_pct_before_start = Math.round(f.cores * (await backgroundBusyPct(1000)));
     const disk = probeFdatasync(this.workDir, this.plan.diskProbeMs);
     f.disk_fdatasync_4k_p50_ms = disk.p50Ms;
     f.disk_fdatasync_4k_p99_ms = disk.p99Ms;
     log(
-      `generator and targets share this machine's ${f.cores} cores; before the run other processes kept ` +
-        `${f.machine_busy_pct_before_start}% of them busy` +
-        (f.machine_busy_pct_before_start > 10 ? ' (not idle: figures will be pessimistic)' : '') +
+      `generator and targets share this machine's ${f.cores} cores; before the run other processes used ` +
+        `${f.other_processes_cpu_pct_before_start}% of a core (of ${f.cores * 100}%)` +
+        (f.other_processes_cpu_pct_before_start > 20 ? ': not idle, figures will be pessimistic' : '') +
         `; 4 KiB append + fdatasync on the temp dir's disk: p50 ${ms(disk.p50Ms)} ms, p99 ${ms(disk.p99Ms)} ms`,
     );
   }
