@@ -72,6 +72,11 @@ export interface LoadResult {
   /** Connections the target closed or broke during the run (their requests in flight never answered). */
   connectionsLost: number;
   /**
+   * Open loop: % of measured requests that found every connection busy at their due time, i.e. more
+   * requests in flight than the pool holds: the target answers slower than they arrive.
+   */
+  queuedPct: number;
+  /**
    * Answers (times reservations per request, for batches) per second received in the measured window: below
    * the offered rate, the target fell behind.
    */
@@ -218,6 +223,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   let errors = 0;
   let errorSample = '';
   let lost = 0;
+  let queued = 0;
   let inFlight = 0;
   const open = job.mode === 'open';
   const rate = job.ratePerS ?? 0;
@@ -242,6 +248,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
         service.push(now - c.sentMs);
         lag.push(c.sentMs - c.dueMs);
         ownLag.push(c.sentMs - Math.max(c.dueMs, c.freeSinceMs));
+        if (c.freeSinceMs > c.dueMs) queued++;
       }
       if (error !== undefined) {
         errors++;
@@ -352,6 +359,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
     errorSample,
     unfinished,
     connectionsLost: lost,
+    queuedPct: completed > 0 ? (100 * queued) / completed : 0,
     achievedPerS: ((answeredInWindow * itemsPerRequest) / job.durationMs) * 1000,
     latency: latency.percentiles(),
     serviceTime: service.percentiles(),

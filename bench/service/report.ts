@@ -30,13 +30,17 @@ export const ms = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : 
 export const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
 export const rateLabel = (rate: number) => (rate % 1000 === 0 ? `${rate / 1000}k` : String(rate));
 
-/** More than 3% short of the offered rate, or requests left unanswered: the target fell behind. */
-export const isOverloaded = (r: LoadResult) => r.unfinished > 0 || r.achievedPerS < 0.97 * r.offeredPerS;
+/**
+ * The target fell behind the offered rate: more than 3% short of it, requests left unanswered, or more than
+ * 10% of requests finding all connections busy (a backlog building up in the generator's queue).
+ */
+export const isOverloaded = (r: LoadResult) =>
+  r.unfinished > 0 || r.achievedPerS < 0.97 * r.offeredPerS || r.queuedPct > 10;
 
 export function openRow(target: string, r: Measured): Row {
   const notes = [
     isOverloaded(r)
-      ? `OVERLOADED: the target fell behind the offered rate` +
+      ? `OVERLOADED: the target fell behind the offered rate (${Math.round(r.queuedPct)}% of requests found all connections busy)` +
         (r.unfinished > 0 ? ` and left ${int(r.unfinished)} unanswered (percentiles are lower bounds)` : '')
       : '',
     r.errors > 0 ? `${int(r.errors)} errors, e.g. ${r.errorSample}` : '',

@@ -103,6 +103,8 @@ const SKIPPED_ROW: Row = {
   note: '',
 };
 
+const GENERATOR_HEADROOM_RATE_PER_S = 40_000;
+
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 /** The keys the JSON line always carries (null when a target could not run). */
@@ -281,7 +283,10 @@ class ServiceBench {
       const cpuUsPerRequest = (closed.generatorCpuPct * 1e4) / closed.achievedPerS;
       f.generator_cpu_us_per_request = Number(cpuUsPerRequest.toFixed(1));
       f.generator_one_core_req_per_s_est = Math.round(1e6 / cpuUsPerRequest);
-      const rates = [10_000, Math.max(...this.plan.ratesPerS)].filter((r, i, all) => all.indexOf(r) === i);
+      // The rates the targets get, and 4x the 10k/s one: headroom of the open-loop generator.
+      const rates = [10_000, Math.max(...this.plan.ratesPerS), GENERATOR_HEADROOM_RATE_PER_S].filter(
+        (r, i, all) => all.indexOf(r) === i,
+      );
       for (const rate of rates) {
         const r = await this.load(target, 'open', this.plan.openConnections, rate);
         this.rows.push(openRow('no-op server', r));
@@ -291,6 +296,7 @@ class ServiceBench {
         f[`generator_p999_ms_at_${label}_noop`] = r.latency.p999Ms;
         f[`generator_own_lateness_p99_ms_at_${label}_noop`] = r.generatorLag.p99Ms;
         f[`generator_cpu_pct_at_${label}`] = Math.round(r.generatorCpuPct);
+        f[`generator_achieved_per_s_at_${label}_noop`] = Math.round(r.achievedPerS);
         log(
           `  open loop ${label}/s against the no-op server: p50 ${ms(r.latency.p50Ms)} p99 ${ms(r.latency.p99Ms)} ` +
             `p999 ${ms(r.latency.p999Ms)} ms at ${Math.round(r.generatorCpuPct)}% of a core`,
