@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, mkdir, readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
+import { tempDirs } from '../../test/support/temp-dirs.ts';
 import { Store } from '../engine/store.ts';
 import { bankDefinition } from '../engine/testing/bank.ts';
 import type { EngramError } from '../errors.ts';
@@ -14,15 +14,7 @@ import { NodeFileSystem } from '../storage/node-file-system.ts';
 // The CLI runs as a child process, exactly as an operator runs it: exit codes and output are the contract.
 const root = path.resolve(import.meta.dirname, '../..');
 const fs = new NodeFileSystem();
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'engram-cli-'));
-  dirs.push(dir);
-  return dir;
-}
-after(async () => {
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
+const tempDir = tempDirs('engram-cli-');
 
 interface Run {
   code: number;

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
+import { tempDirs } from '../../test/support/temp-dirs.ts';
 import { type EngramError, OverloadedError } from '../errors.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
 import { ControlledFileSystem } from '../storage/testing/controlled-file-system.ts';
@@ -10,15 +8,7 @@ import { CommandRejected, defineCommands, defineEvents, defineStore } from './de
 import { Store } from './store.ts';
 import { bankDefinition } from './testing/bank.ts';
 
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'engram-store-'));
-  dirs.push(dir);
-  return dir;
-}
-after(async () => {
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
+const tempDir = tempDirs('engram-store-');
 
 /** Resolves on the next macrotask: lets pending I/O callbacks run. */
 const tick = () => new Promise((resolve) => setImmediate(resolve));

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, truncate, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import fc from 'fast-check';
+import { tempDirs } from '../../test/support/temp-dirs.ts';
 import type { EngramError } from '../errors.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
 import type { FlushPolicy } from './flush-policy.ts';
@@ -13,15 +13,7 @@ import { openLog } from './log.ts';
 import { type LogRecord, scanLog } from './reader.ts';
 
 const fs = new NodeFileSystem();
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'engram-log-'));
-  dirs.push(dir);
-  return dir;
-}
-after(async () => {
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
+const tempDir = tempDirs('engram-log-');
 
 interface Written {
   lsn: number;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
+import { tempDirs } from '../../test/support/temp-dirs.ts';
 import type { EngramError } from '../errors.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
 import { SEGMENT_HEADER_BYTES } from './format.ts';
@@ -12,15 +12,7 @@ import { scanLog } from './reader.ts';
 import { applyTruncate, cutPoints, planTruncateAfter, scanTolerant, type TruncatePlan } from './repair.ts';
 
 const fs = new NodeFileSystem();
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'engram-repair-'));
-  dirs.push(dir);
-  return dir;
-}
-after(async () => {
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
+const tempDir = tempDirs('engram-repair-');
 
 /** Writes groups of records (one flush each); record `lsn` carries the payload `record-<lsn>`. */
 async function writeLog(dir: string, groups: number[], segmentBytesMax = 1 << 20): Promise<void> {

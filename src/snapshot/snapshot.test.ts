@@ -1,23 +1,15 @@
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
+import { tempDirs } from '../../test/support/temp-dirs.ts';
 import { Store } from '../engine/store.ts';
 import { bankDefinition } from '../engine/testing/bank.ts';
 import type { EngramError } from '../errors.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
 import { readSnapshotFile } from './snapshot-file.ts';
 
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'engram-snap-'));
-  dirs.push(dir);
-  return dir;
-}
-after(async () => {
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
+const tempDir = tempDirs('engram-snap-');
 
 async function deposits(store: Store<any, any, any, any>, from: number, count: number): Promise<void> {
   const pending = [];
