@@ -16,15 +16,6 @@ export interface Codec<T> {
 // Sets, Dates and typed arrays round-trip (msgpackr's `moreTypes`).
 const packr = new Packr({ useRecords: false, moreTypes: true });
 
-/** Encodes plain data (objects, arrays, Set, Date, typed arrays) as msgpack. */
-export function packValue(value: unknown): Buffer {
-  return packr.pack(value);
-}
-
-export function unpackValue(bytes: Uint8Array): unknown {
-  return packr.unpack(bytes);
-}
-
 /** msgpack, length-prefixed: the default codec of events and results. */
 export const msgpackCodec: Codec<any> = {
   encode(value, w) {

@@ -32,6 +32,8 @@
  * A record is committed iff it is followed by a valid commit marker covering it. Records after the last
  * valid commit marker were never acknowledged at the `disk` ack point and form the torn tail.
  */
+import { lsnFileName, parseLsnFileName } from '../util/lsn-file-name.ts';
+
 export const SEGMENT_MAGIC = Buffer.from('ENGRAMWL', 'latin1');
 export const LOG_FORMAT_VERSION = 1;
 export const SEGMENT_HEADER_BYTES = 32;
@@ -49,15 +51,12 @@ export const SEGMENT_PREFIX = 'wal-';
 export const SEGMENT_SUFFIX = '.log';
 
 export function segmentName(baseLsn: number): string {
-  return `${SEGMENT_PREFIX}${String(baseLsn).padStart(20, '0')}${SEGMENT_SUFFIX}`;
+  return lsnFileName(SEGMENT_PREFIX, baseLsn, SEGMENT_SUFFIX);
 }
 
 /** The base LSN of a segment file name, or undefined if the name is not a segment's. */
 export function parseSegmentName(name: string): number | undefined {
-  if (!name.startsWith(SEGMENT_PREFIX) || !name.endsWith(SEGMENT_SUFFIX)) return undefined;
-  const digits = name.slice(SEGMENT_PREFIX.length, -SEGMENT_SUFFIX.length);
-  if (!/^\d{20}$/.test(digits)) return undefined;
-  return Number(digits);
+  return parseLsnFileName(name, SEGMENT_PREFIX, SEGMENT_SUFFIX);
 }
 
 export function alignUp(value: number): number {

@@ -1,4 +1,3 @@
-import * as path from 'node:path';
 import type { FileSystem } from '../storage/file-system.ts';
 import type { FlushPolicy } from './flush-policy.ts';
 import { type LogRecord, type ScanResult, scanLog, type TornTail } from './reader.ts';
@@ -71,8 +70,4 @@ async function cutTornTail(fs: FileSystem, dir: string, torn: TornTail): Promise
   } finally {
     await handle.close();
   }
-}
-
-export function segmentPath(dir: string, name: string): string {
-  return path.join(dir, name);
 }

@@ -19,6 +19,8 @@
  * The payload (the chunks concatenated) is: the definition name (string), the last record time (f64),
  * the idempotency window, then the state in the definition's `stateCodec`.
  */
+import { lsnFileName, parseLsnFileName } from '../util/lsn-file-name.ts';
+
 export const SNAPSHOT_MAGIC = Buffer.from('ENGRAMSN', 'latin1');
 export const SNAPSHOT_FOOTER_MAGIC = Buffer.from('ENGRAMSE', 'latin1');
 export const SNAPSHOT_FORMAT_VERSION = 1;
@@ -32,11 +34,9 @@ const SUFFIX = '.snap';
 export const SNAPSHOT_TEMP_SUFFIX = '.tmp';
 
 export function snapshotName(lsn: number): string {
-  return `${PREFIX}${String(lsn).padStart(20, '0')}${SUFFIX}`;
+  return lsnFileName(PREFIX, lsn, SUFFIX);
 }
 
 export function parseSnapshotName(name: string): number | undefined {
-  if (!name.startsWith(PREFIX) || !name.endsWith(SUFFIX)) return undefined;
-  const digits = name.slice(PREFIX.length, -SUFFIX.length);
-  return /^\d{20}$/.test(digits) ? Number(digits) : undefined;
+  return parseLsnFileName(name, PREFIX, SUFFIX);
 }
