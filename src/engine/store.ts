@@ -151,9 +151,10 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     options: StoreOptions,
   ): Promise<Store<S, E, C, I>> {
     const store = new Store(definition, options);
-    const release = await acquireDirLock(options.fs ?? new NodeFileSystem(), options.dir);
+    const fs = options.fs ?? new NodeFileSystem();
+    const release = await acquireDirLock(fs, options.dir);
     try {
-      await store.recover(options);
+      await store.recover(options, fs);
     } catch (error) {
       await release();
       throw error;
@@ -162,9 +163,8 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     return store;
   }
 
-  private async recover(options: StoreOptions): Promise<void> {
+  private async recover(options: StoreOptions, fs: FileSystem): Promise<void> {
     const startMs = performance.now();
-    const fs = options.fs ?? new NodeFileSystem();
     const limits = options.idempotency ?? {};
     const { loaded, fallbacks } = await loadNewestValid(fs, snapshotsDir(options.dir), (snapshot) =>
       MaterializedState.fromImage<S, I>(
