@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from './free-port.ts';
 
 const MAIN = new URL('../../apps/balance-gate/main.ts', import.meta.url).pathname;
 
@@ -8,17 +8,6 @@ export interface GateProcess {
   url: string;
   /** Waits for the process to exit; resolves with its exit code (or signal). */
   exited: Promise<number | string>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 /**
