@@ -324,7 +324,7 @@ function checkInvariant(m: Merchant): void {
 function resolveHold(state: GateState, reservationId: string, to: Status): void {
   const table = state.reservations;
   const slot = table.slotOf(reservationId);
-  if (slot === undefined || table.status(slot) !== Status.Held) {
+  if (slot < 0 || table.status(slot) !== Status.Held) {
     throw new Error(`invariant: reservation ${reservationId} is not held`);
   }
   const m = state.merchantList[table.merchantIndex(slot)];
@@ -339,7 +339,7 @@ function resolveHold(state: GateState, reservationId: string, to: Status): void 
 /** Whether a reservation is still held (the expiry index drops the others lazily). */
 function isHeld(state: GateState, id: string): boolean {
   const slot = state.reservations.slotOf(id);
-  return slot !== undefined && state.reservations.status(slot) === Status.Held;
+  return slot >= 0 && state.reservations.status(slot) === Status.Held;
 }
 
 const events = defineEvents<GateState>()({

@@ -1,14 +1,17 @@
 /**
- * All reservations, stored by column: a Map from id to slot, and one typed-array column per field.
+ * All reservations, stored by column: a KeyIndex from id to slot, and one typed-array column per field.
  *
  * Why not a Map of objects: an object per hold costs ~250 bytes of heap (object header, boxed doubles for
  * balances past 2^31, the decision's balances kept for retries), and ten million holds is the working set
- * this service is sized for. Columns cost ~160 bytes per hold (mostly the id string and its Map entry),
- * snapshot as raw bytes, and load with a copy per column.
+ * this service is sized for; worse, ten million live objects make every major GC trace them, stalling
+ * requests for tens of milliseconds. Here a hold is ~77 bytes of columns plus its id's bytes and ~25 bytes
+ * of index, all in typed arrays the GC does not trace; columns and id bytes snapshot as raw bytes and load
+ * with a copy each.
  *
  * Slots are assigned in apply order, so two tables built from the same records are identical (replay,
  * snapshot load and replicas agree). `get` returns a fresh view object; mutate through the methods.
  */
+import { KeyIndex } from '../../src/collections/key-index.ts';
 import type { Status } from './status.ts';
 
 /** A reservation as read from the table (a copy; changing it changes nothing). */
@@ -33,15 +36,6 @@ export interface Reservation {
 }
 
 export const CHUNK_SLOTS = 65_536;
-const SLOT_SHARDS = 256;
-
-/** Shard of an id: FNV-1a over its last (most varying) characters. */
-function shardOf(id: string): number {
-  let h = 0x811c9dc5;
-  for (let i = Math.max(0, id.length - 8); i < id.length; i++)
-    h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
-  return (h ^ (h >>> 16)) & (SLOT_SHARDS - 1);
-}
 const CHUNK_SHIFT = 16;
 const CHUNK_MASK = CHUNK_SLOTS - 1;
 
@@ -71,6 +65,13 @@ function newChunk(): Chunk {
   return { merchant: new Int32Array(CHUNK_SLOTS), status: new Uint8Array(CHUNK_SLOTS), floats };
 }
 
+function columnOf(
+  chunk: Chunk,
+  column: FloatColumn | 'merchant' | 'status',
+): Int32Array | Uint8Array | Float64Array {
+  return column === 'merchant' ? chunk.merchant : column === 'status' ? chunk.status : chunk.floats[column];
+}
+
 /** A reservation to add: as read, but naming its merchant by index (how the table stores it). */
 export type NewReservation = Omit<Reservation, 'merchantId'> & { merchantIndex: number };
 
@@ -82,31 +83,32 @@ export const ALL_COLUMNS: readonly (FloatColumn | 'merchant' | 'status')[] = [
 ];
 
 export class ReservationTable {
-  /**
-   * id → slot, sharded: a single Map of millions of entries rehashes all of them at once when it grows,
-   * stalling every request for tens of milliseconds; 256 shards grow one small table at a time.
-   */
-  private readonly slots: Map<string, number>[] = Array.from({ length: SLOT_SHARDS }, () => new Map());
-  private readonly ids: string[] = [];
   private readonly chunks: Chunk[] = [];
 
-  /** Resolves a merchant index (as stored) to its id; set by the owner of the merchant list. */
-  constructor(private readonly merchantIdOf: (index: number) => string) {}
+  /**
+   * `merchantIdOf` resolves a merchant index (as stored) to its id; `ids` is the id → slot index (a
+   * snapshot's, when loading one).
+   */
+  constructor(
+    private readonly merchantIdOf: (index: number) => string,
+    private readonly ids: KeyIndex = new KeyIndex(),
+  ) {}
 
   get size(): number {
-    return this.ids.length;
+    return this.ids.size;
   }
 
   has(id: string): boolean {
-    return this.slots[shardOf(id)].has(id);
+    return this.ids.find(id) >= 0;
   }
 
-  slotOf(id: string): number | undefined {
-    return this.slots[shardOf(id)].get(id);
+  /** The slot of a reservation, or -1. */
+  slotOf(id: string): number {
+    return this.ids.find(id);
   }
 
   add(r: NewReservation): number {
-    const slot = this.ids.length;
+    const slot = this.ids.add(r.id);
     if ((slot & CHUNK_MASK) === 0) this.chunks.push(newChunk());
     const chunk = this.chunks[slot >>> CHUNK_SHIFT];
     const i = slot & CHUNK_MASK;
@@ -122,8 +124,6 @@ export class ReservationTable {
     f.heldAfter[i] = r.heldAfter;
     f.capturedAfter[i] = r.capturedAfter;
     f.creditedAfter[i] = r.creditedAfter;
-    this.ids.push(r.id);
-    this.slots[shardOf(r.id)].set(r.id, slot);
     return slot;
   }
 
@@ -144,20 +144,21 @@ export class ReservationTable {
   }
 
   id(slot: number): string {
-    return this.ids[slot];
+    return this.ids.key(slot);
   }
 
   get(id: string): Reservation | undefined {
-    const slot = this.slots[shardOf(id)].get(id);
-    return slot === undefined ? undefined : this.view(slot);
+    const slot = this.ids.find(id);
+    return slot < 0 ? undefined : this.view(slot, id);
   }
 
-  view(slot: number): Reservation {
+  /** A copy of the reservation in `slot` (`id`: its id, when the caller has it at hand). */
+  view(slot: number, id: string = this.ids.key(slot)): Reservation {
     const chunk = this.chunks[slot >>> CHUNK_SHIFT];
     const i = slot & CHUNK_MASK;
     const f = chunk.floats;
     return {
-      id: this.ids[slot],
+      id,
       merchantId: this.merchantIdOf(chunk.merchant[i]),
       amount: f.amount[i],
       status: chunk.status[i],
@@ -173,67 +174,80 @@ export class ReservationTable {
   }
 
   *values(): IterableIterator<Reservation> {
-    for (let slot = 0; slot < this.ids.length; slot++) yield this.view(slot);
+    for (let slot = 0; slot < this.ids.size; slot++) yield this.view(slot);
   }
 
-  /** The ids in slot order (shared, do not modify). */
-  idList(): readonly string[] {
-    return this.ids;
+  /** The id index's persistent form (for snapshots): see KeyIndex.chunksForSnapshot. */
+  idChunks(): ReturnType<KeyIndex['chunksForSnapshot']> {
+    return this.ids.chunksForSnapshot();
   }
 
   /** The bytes of one column over slots [0, size), chunk by chunk (for snapshots). */
   *columnBytes(column: FloatColumn | 'merchant' | 'status'): IterableIterator<Uint8Array> {
-    const size = this.ids.length;
+    const size = this.ids.size;
     for (let c = 0; c < this.chunks.length; c++) {
       const used = Math.min(CHUNK_SLOTS, size - c * CHUNK_SLOTS);
-      const chunk = this.chunks[c];
-      const array =
-        column === 'merchant' ? chunk.merchant : column === 'status' ? chunk.status : chunk.floats[column];
+      const array = columnOf(this.chunks[c], column);
       yield new Uint8Array(array.buffer, array.byteOffset, used * array.BYTES_PER_ELEMENT);
     }
   }
 
-  /** Rebuilds a table from snapshot columns; ids in slot order. */
+  /**
+   * Rebuilds a table from snapshot columns (each the contiguous bytes of its used slots), given its id
+   * index (slot order = snapshot order).
+   */
   static fromColumns(
     merchantIdOf: (index: number) => string,
-    ids: string[],
-    readColumn: (column: FloatColumn | 'merchant' | 'status', into: Uint8Array) => void,
+    ids: KeyIndex,
+    columns: ReadonlyMap<string, Uint8Array>,
   ): ReservationTable {
-    const table = new ReservationTable(merchantIdOf);
-    const chunkCount = Math.ceil(ids.length / CHUNK_SLOTS);
+    const table = new ReservationTable(merchantIdOf, ids);
+    const chunkCount = Math.ceil(ids.size / CHUNK_SLOTS);
     for (let c = 0; c < chunkCount; c++) table.chunks.push(newChunk());
     for (const column of ALL_COLUMNS) {
+      const source = columns.get(column);
+      if (!source) throw new Error(`reservation column '${column}' is missing`);
+      let offset = 0;
       for (let c = 0; c < chunkCount; c++) {
-        const used = Math.min(CHUNK_SLOTS, ids.length - c * CHUNK_SLOTS);
-        const chunk = table.chunks[c];
-        const array =
-          column === 'merchant' ? chunk.merchant : column === 'status' ? chunk.status : chunk.floats[column];
-        readColumn(column, new Uint8Array(array.buffer, array.byteOffset, used * array.BYTES_PER_ELEMENT));
+        const used = Math.min(CHUNK_SLOTS, ids.size - c * CHUNK_SLOTS);
+        const array = columnOf(table.chunks[c], column);
+        const bytes = used * array.BYTES_PER_ELEMENT;
+        if (offset + bytes > source.length) {
+          throw new Error(`reservation column '${column}' holds fewer than ${ids.size} rows`);
+        }
+        new Uint8Array(array.buffer, array.byteOffset, bytes).set(source.subarray(offset, offset + bytes));
+        offset += bytes;
       }
-    }
-    for (let slot = 0; slot < ids.length; slot++) {
-      table.ids.push(ids[slot]);
-      table.slots[shardOf(ids[slot])].set(ids[slot], slot);
+      if (offset !== source.length) {
+        throw new Error(`reservation column '${column}' holds more than ${ids.size} rows`);
+      }
     }
     return table;
   }
 
   /**
-   * The table as plain data in a canonical form, for the state hash: ids and each column trimmed to the
-   * used slots (independent of chunk capacity), one contiguous typed array per column.
+   * The table as plain data in a canonical form, for the state hash: ids in slot order and each column
+   * trimmed to the used slots (independent of chunk capacity), one contiguous typed array per column.
    */
   canonical(): unknown {
     const columns: Record<string, ArrayBufferView> = {};
-    for (const column of ALL_COLUMNS) {
-      const parts = [...this.columnBytes(column)];
-      const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-      let offset = 0;
-      for (const part of parts) {
-        bytes.set(part, offset);
-        offset += part.length;
-      }
-      columns[column] = bytes;
+    for (const column of ALL_COLUMNS) columns[column] = concat([...this.columnBytes(column)]);
+    const idChunks = [...this.ids.chunksForSnapshot()];
+    const idLengths = new Uint32Array(this.ids.size);
+    let slot = 0;
+    for (const { count, offsets } of idChunks) {
+      for (let i = 0; i < count; i++) idLengths[slot++] = offsets[i + 1] - offsets[i];
     }
-    return { ids: this.ids, columns };
+    return { idBytes: concat(idChunks.map((c) => c.bytes)), idLengths, columns };
   }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    bytes.set(part, offset);
+    offset += part.length;
+  }
+  return bytes;
 }

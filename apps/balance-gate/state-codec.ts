@@ -1,16 +1,33 @@
+import { KeyIndex } from '../../src/collections/key-index.ts';
 import type { Codec } from '../../src/engine/codec.ts';
 import type { GateState, Merchant } from './domain.ts';
 import { ALL_COLUMNS, ReservationTable } from './reservation-table.ts';
 
+/** Layout version of the state below; a snapshot of another layout is refused (restart falls back). */
+const STATE_LAYOUT = 2;
+
 /**
- * balance-gate's snapshot encoding: merchants as records, reservations as their ids followed by each
- * column's raw bytes (little-endian typed arrays), so ten million holds encode and load with a few
- * memory copies instead of ten million object encodings.
+ * balance-gate's snapshot encoding: merchants as records, reservations as raw bytes (their ids' UTF-8 bytes
+ * with offsets, then each column's little-endian typed array), so ten million holds encode and load with a
+ * few memory copies instead of ten million object or string encodings.
+ *   u8 layout (2)
  *   varuint merchant count, per merchant: id, credited, available, held, captured (f64), next sequence (f64)
- *   varuint reservation count, the ids (strings), then per column: varuint byte length + bytes
+ *   varuint reservation count
+ *   id chunks (65,536 ids each, the last one partial): varuint count, (count + 1) u32 offsets, then
+ *     varuint byte length + the id bytes (u32 arrays little-endian)
+ *   per column: varuint byte length + bytes
  */
+/**
+ * Made outside `decode`: a closure created there would share its scope, and so keep the whole snapshot
+ * payload alive for as long as the table lives.
+ */
+function merchantIdResolver(merchantList: Merchant[]): (index: number) => string {
+  return (index) => merchantList[index].id;
+}
+
 export const gateStateCodec: Codec<GateState> = {
   encode(state, w) {
+    w.u8(STATE_LAYOUT);
     w.varuint(state.merchantList.length);
     for (const m of state.merchantList) {
       w.string(m.id);
@@ -22,7 +39,12 @@ export const gateStateCodec: Codec<GateState> = {
     }
     const table = state.reservations;
     w.varuint(table.size);
-    for (const id of table.idList()) w.string(id);
+    for (const chunk of table.idChunks()) {
+      w.varuint(chunk.count);
+      w.raw(new Uint8Array(chunk.offsets.buffer, chunk.offsets.byteOffset, chunk.offsets.byteLength));
+      w.varuint(chunk.bytes.length);
+      w.raw(chunk.bytes);
+    }
     for (const column of ALL_COLUMNS) {
       const parts = [...table.columnBytes(column)];
       w.varuint(parts.reduce((n, p) => n + p.length, 0));
@@ -30,6 +52,12 @@ export const gateStateCodec: Codec<GateState> = {
     }
   },
   decode(r) {
+    const layout = r.u8();
+    if (layout !== STATE_LAYOUT) {
+      throw new Error(
+        `balance-gate state layout ${layout} is not supported (this build reads ${STATE_LAYOUT})`,
+      );
+    }
     const merchantCount = r.varuint();
     const merchantList: Merchant[] = new Array(merchantCount);
     const merchants = new Map<string, Merchant>();
@@ -47,19 +75,22 @@ export const gateStateCodec: Codec<GateState> = {
       merchants.set(m.id, m);
     }
     const count = r.varuint();
-    const ids: string[] = new Array(count);
-    for (let i = 0; i < count; i++) ids[i] = r.string();
-    const columnData = new Map<string, { bytes: Buffer; offset: number }>();
-    for (const column of ALL_COLUMNS) columnData.set(column, { bytes: r.raw(r.varuint()), offset: 0 });
-    const reservations = ReservationTable.fromColumns(
-      (index) => merchantList[index].id,
-      ids,
-      (column, into) => {
-        const source = columnData.get(column)!;
-        into.set(source.bytes.subarray(source.offset, source.offset + into.length));
-        source.offset += into.length;
-      },
-    );
+    const idChunks: { count: number; offsets: Uint32Array; bytes: Uint8Array }[] = [];
+    for (let read = 0; read < count; ) {
+      const chunkCount = r.varuint();
+      if (chunkCount < 1 || read + chunkCount > count)
+        throw new Error('reservation id chunks exceed the count');
+      const offsetBytes = r.raw((chunkCount + 1) * 4);
+      // Copied: the bytes' position in the payload need not be 4-aligned for a Uint32Array view.
+      const offsets = new Uint32Array(chunkCount + 1);
+      new Uint8Array(offsets.buffer).set(offsetBytes);
+      idChunks.push({ count: chunkCount, offsets, bytes: r.raw(r.varuint()) });
+      read += chunkCount;
+    }
+    const ids = KeyIndex.fromChunks(idChunks);
+    const columns = new Map<string, Uint8Array>();
+    for (const column of ALL_COLUMNS) columns.set(column, r.raw(r.varuint()));
+    const reservations = ReservationTable.fromColumns(merchantIdResolver(merchantList), ids, columns);
     return { merchants, merchantList, reservations };
   },
 };

@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { EngramError } from '../errors.ts';
-import type { FileSystem } from '../storage/file-system.ts';
-import { ioErrorCode } from '../storage/file-system.ts';
+import { asBuffer, type FileSystem, ioErrorCode } from '../storage/file-system.ts';
 
 export const LOCK_FILE = 'LOCK';
 
@@ -40,7 +39,7 @@ export async function acquireDirLock(fs: FileSystem, dir: string): Promise<() =>
   } catch (error) {
     if (ioErrorCode(error) !== 'EEXIST') throw error;
     // A torn or foreign lock file (power loss mid-write) does not parse: stale.
-    const match = Buffer.from(await fs.readFile(file))
+    const match = asBuffer(await fs.readFile(file))
       .toString('latin1')
       .match(LOCK_LINE);
     const owner = match ? Number(match[1]) : 0;

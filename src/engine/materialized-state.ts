@@ -75,6 +75,11 @@ export class MaterializedState<S, I> {
     }
   }
 
+  /** After a run of `replay` calls: lets go of the log buffer the last record was read from. */
+  endReplay(): void {
+    this.records.release();
+  }
+
   /** Created once: replay calls it per event without allocating a closure per record. */
   private readonly applyReplayed = (event: CompiledEvent, data: unknown): void => {
     const meta = this.meta;

@@ -52,12 +52,20 @@ export function encodeEvent(w: BinWriter, event: CompiledEvent, data: unknown): 
  * Decodes command records for replay. One instance per consumer: it reuses its readers and header object,
  * so replaying millions of records allocates only what the events' own decoders build.
  */
+const EMPTY = Buffer.alloc(0);
+
 export class RecordReader {
   readonly header: DecodedRecordHeader = { nowMs: 0, seed: 0, fingerprintA: 0, fingerprintB: 0, key: '' };
-  private readonly reader = new BinReader(Buffer.alloc(0));
-  private readonly eventReader = new BinReader(Buffer.alloc(0));
+  private readonly reader = new BinReader(EMPTY);
+  private readonly eventReader = new BinReader(EMPTY);
 
   constructor(private readonly registry: Registry) {}
+
+  /** Drops the reference to the last record's buffer: during recovery, a whole log segment. */
+  release(): void {
+    this.reader.reset(EMPTY, 0, 0);
+    this.eventReader.reset(EMPTY, 0, 0);
+  }
 
   /**
    * Reads the header, then calls `visit` for each event in order. Returns the command and a reader

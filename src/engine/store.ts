@@ -166,19 +166,11 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
   private async recover(options: StoreOptions, fs: FileSystem): Promise<void> {
     const startMs = performance.now();
     const limits = options.idempotency ?? {};
-    const { loaded, fallbacks } = await loadNewestValid(fs, snapshotsDir(options.dir), (snapshot) =>
-      MaterializedState.fromImage<S, I>(
-        this.definition as never,
-        this.registry,
-        limits,
-        snapshot.payload,
-        snapshot.header.lsn,
-      ),
-    );
+    const { loaded, fallbacks } = await this.loadSnapshot(fs, options.dir, limits);
     const loadMs = performance.now() - startMs;
-    this.m = loaded?.value ?? new MaterializedState<S, I>(this.definition as never, this.registry, limits);
+    this.m = loaded?.state ?? new MaterializedState<S, I>(this.definition as never, this.registry, limits);
     this.ctx.indexes = this.m.indexes;
-    const snapshotLsn = loaded?.snapshot.header.lsn ?? 0;
+    const snapshotLsn = loaded?.header.lsn ?? 0;
     const replayStartMs = performance.now();
     let replayed = 0;
     const opened = await openLog({
@@ -194,7 +186,7 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
         replayed++;
       },
       onProgress: options.onRecoveryProgress,
-      emptyLogStart: loaded ? { lastLsn: snapshotLsn, chain: loaded.snapshot.header.chain } : undefined,
+      emptyLogStart: loaded ? { lastLsn: snapshotLsn, chain: loaded.header.chain } : undefined,
       checkScan: (scan) => {
         if (scan.segments.length > 0 && scan.firstLsn > snapshotLsn + 1) {
           throw this.historyGap(options.dir, snapshotLsn, scan.firstLsn, fallbacks);
@@ -214,16 +206,9 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
           );
         }
       },
-      writer: {
-        onDurable: (lsn) => this.onDurable(lsn),
-        onFailure: (error) => this.onFailure(error),
-        onFlush: (stats) => {
-          this.lastFlushMs = stats.durationMs;
-          this.snapshots?.onLogBytes(stats.bytes);
-          this.observer.onFlush?.(stats);
-        },
-      },
+      writer: this.writerEvents(),
     });
+    this.m.endReplay();
     this.writer = opened.writer;
     const { scan } = opened;
     if (this.m.lsnApplied !== this.writer.nextLsn - 1) {
@@ -241,11 +226,11 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       firstLsn: scan.segments.length > 0 ? scan.firstLsn : snapshotLsn + 1,
       snapshot: loaded
         ? {
-            file: loaded.snapshot.file,
+            file: loaded.file,
             lsn: snapshotLsn,
-            bytes: loaded.snapshot.fileBytes,
+            bytes: loaded.fileBytes,
             loadMs,
-            createdAtMs: loaded.snapshot.header.createdAtMs,
+            createdAtMs: loaded.header.createdAtMs,
           }
         : undefined,
       snapshotFallbacks: fallbacks,
@@ -266,9 +251,44 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
         onSnapshotError: (error) => this.observer.onSnapshotError?.(error),
       },
       options.snapshots ?? {},
-      loaded ? { lsn: snapshotLsn, createdAtMs: loaded.snapshot.header.createdAtMs } : undefined,
+      loaded ? { lsn: snapshotLsn, createdAtMs: loaded.header.createdAtMs } : undefined,
       options.snapshots !== undefined,
     );
+  }
+
+  /**
+   * The newest snapshot that loads, as state plus its file's facts. Its payload (possibly gigabytes) stays
+   * inside this call: nothing that outlives recovery can reach it.
+   */
+  private async loadSnapshot(fs: FileSystem, dir: string, limits: Partial<IdempotencyLimits>) {
+    const { loaded, fallbacks } = await loadNewestValid(fs, snapshotsDir(dir), (snapshot) =>
+      MaterializedState.fromImage<S, I>(
+        this.definition as never,
+        this.registry,
+        limits,
+        snapshot.payload,
+        snapshot.header.lsn,
+      ),
+    );
+    if (!loaded) return { loaded: undefined, fallbacks };
+    const { file, header, fileBytes } = loaded.snapshot;
+    return { loaded: { state: loaded.value, file, header, fileBytes }, fallbacks };
+  }
+
+  /**
+   * The writer's callbacks, made outside `recover` so that they do not keep its scope (and with it the
+   * loaded snapshot's payload, possibly gigabytes) alive for the life of the store.
+   */
+  private writerEvents() {
+    return {
+      onDurable: (lsn: number) => this.onDurable(lsn),
+      onFailure: (error: EngramError) => this.onFailure(error),
+      onFlush: (stats: FlushStats) => {
+        this.lastFlushMs = stats.durationMs;
+        this.snapshots?.onLogBytes(stats.bytes);
+        this.observer.onFlush?.(stats);
+      },
+    };
   }
 
   /** The refusal to start on partial history: records between the snapshot and the log are missing. */

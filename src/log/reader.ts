@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { EngramError } from '../errors.ts';
-import type { FileSystem } from '../storage/file-system.ts';
+import { asBuffer, type FileSystem } from '../storage/file-system.ts';
 import { readU64 } from '../util/bin.ts';
 import { crc32c } from './crc32c.ts';
 import {
@@ -131,7 +131,7 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
       bytesDone += sizes[i] ?? 0;
       continue;
     }
-    const buf = Buffer.from(await fs.readFile(file));
+    const buf = asBuffer(await fs.readFile(file));
     const header = parseSegmentHeader(buf);
     if (!header.ok) {
       if (isLast && buf.length <= SEGMENT_HEADER_BYTES) {
@@ -188,7 +188,7 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
     if (info.committedBytes < buf.length) {
       const later: Buffer[] = [];
       for (let j = i + 1; j < entries.length; j++)
-        later.push(Buffer.from(await fs.readFile(path.join(dir, entries[j].name))));
+        later.push(asBuffer(await fs.readFile(path.join(dir, entries[j].name))));
       result.tornTails.push(classifyDamage(file, buf, info, later));
       for (let j = i + 1; j < entries.length; j++) {
         result.tornTails.push({

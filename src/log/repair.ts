@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { assert, invalidArgument } from '../errors.ts';
-import type { FileSystem } from '../storage/file-system.ts';
+import { asBuffer, type FileSystem } from '../storage/file-system.ts';
 import { readU64 } from '../util/bin.ts';
 import {
   alignUp,
@@ -117,7 +117,7 @@ export async function scanTolerant(
   let bytesDone = 0;
   for (let i = 0; i < entries.length; i++) {
     const file = path.join(dir, entries[i].name);
-    const buf = Buffer.from(await fs.readFile(file));
+    const buf = asBuffer(await fs.readFile(file));
     const segment: RepairSegment = {
       name: entries[i].name,
       file,

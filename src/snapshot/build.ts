@@ -85,6 +85,7 @@ export async function buildSnapshot(options: BuildSnapshotOptions): Promise<Snap
       replayed++;
     },
   });
+  base.endReplay();
   if (base.lsnApplied !== targetLsn) {
     throw new EngramError(
       'log_gap',

@@ -52,7 +52,7 @@ export interface FileSystem {
   /** Makes the directory's entries (creates, renames, unlinks) durable (fsync on the directory). */
   syncDir(dir: string): Promise<void>;
   exists(path: string): Promise<boolean>;
-  /** Whole file content; convenience for small files and tools. */
+  /** Whole file content, in a buffer the caller owns (not shared with the file system). */
   readFile(path: string): Promise<Uint8Array>;
 }
 
@@ -61,4 +61,9 @@ export function ioErrorCode(error: unknown): string | undefined {
   if (error && typeof error === 'object' && 'code' in error && typeof error.code === 'string')
     return error.code;
   return undefined;
+}
+
+/** A Buffer over the same memory (no copy): file contents are read once, and snapshots can be gigabytes. */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

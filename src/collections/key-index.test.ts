@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { KEY_CHUNK_SLOTS, KeyIndex } from './key-index.ts';
+
+function roundTrip(index: KeyIndex): KeyIndex {
+  // Copies, as a snapshot would: the rebuilt index must not share memory with the original.
+  const parts = [...index.chunksForSnapshot()].map((p) => ({
+    count: p.count,
+    offsets: Uint32Array.from(p.offsets),
+    bytes: Uint8Array.from(p.bytes),
+  }));
+  return KeyIndex.fromChunks(parts);
+}
+
+test('finds exactly the keys added, in insertion-order slots, for any strings (ASCII or not)', () => {
+  fc.assert(
+    fc.property(fc.array(fc.string({ unit: 'binary', maxLength: 40 }), { maxLength: 300 }), (keys) => {
+      const index = new KeyIndex();
+      const model = new Map<string, number>();
+      for (const key of keys) {
+        if (Buffer.from(key).toString() !== key) {
+          assert.throws(() => index.add(key), /unpaired surrogate/);
+          assert.equal(index.find(key), -1);
+        } else if (model.has(key)) {
+          assert.throws(() => index.add(key), /already in the index/);
+        } else {
+          model.set(key, index.add(key));
+          assert.equal(model.get(key), model.size - 1);
+        }
+      }
+      for (const rebuilt of [index, roundTrip(index)]) {
+        assert.equal(rebuilt.size, model.size);
+        for (const [key, slot] of model) {
+          assert.equal(rebuilt.find(key), slot);
+          assert.equal(rebuilt.key(slot), key);
+        }
+        assert.equal(rebuilt.find('\u0000absent\uffff'), model.get('\u0000absent\uffff') ?? -1);
+      }
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test('holds keys across several arena chunks and many shard growths, and keeps adding after a rebuild', () => {
+  const count = KEY_CHUNK_SLOTS * 2 + 123;
+  const index = new KeyIndex();
+  for (let i = 0; i < count; i++) assert.equal(index.add(`payout-${i}`), i);
+  const rebuilt = roundTrip(index);
+  for (const probe of [index, rebuilt]) {
+    for (let i = 0; i < count; i += 997) assert.equal(probe.find(`payout-${i}`), i);
+    assert.equal(probe.find(`payout-${count}`), -1);
+    assert.equal(probe.find('payout-'), -1);
+    assert.equal(probe.key(count - 1), `payout-${count - 1}`);
+  }
+  assert.equal(rebuilt.add(`payout-${count}`), count);
+  assert.equal(rebuilt.add('päyout-ü'), count + 1);
+  assert.equal(rebuilt.find('päyout-ü'), count + 1);
+  assert.equal(rebuilt.find(`payout-${count}`), count);
+  assert.equal(index.find(`payout-${count}`), -1, 'the original shares nothing with the rebuilt index');
+});
+
+test('a key that is a prefix of another, or equal in length but different, is a different key', () => {
+  const index = new KeyIndex();
+  index.add('ab');
+  index.add('abc');
+  index.add('abd');
+  assert.equal(index.find('a'), -1);
+  assert.equal(index.find('abc'), 1);
+  assert.equal(index.find('abd'), 2);
+  assert.equal(index.find('abe'), -1);
+  assert.equal(index.find('é'), -1);
+  index.add('é');
+  assert.equal(index.find('é'), 3);
+  assert.equal(index.find('\u00c3\u00a9'), -1, 'the UTF-8 bytes of é read as Latin-1 are another key');
+  // Both would encode to U+FFFD's bytes: they are refused, not confused with the real U+FFFD.
+  index.add('\ufffd');
+  assert.equal(index.find('\ud800'), -1);
+  assert.throws(() => index.add('\udc00'), /unpaired surrogate/);
+});
+
+test('refuses snapshot chunks that are inconsistent rather than building a wrong index', () => {
+  const bytes = Buffer.from('aabb');
+  assert.throws(
+    () => KeyIndex.fromChunks([{ count: 2, offsets: Uint32Array.of(0, 2, 5), bytes }]),
+    /offsets do not match/,
+  );
+  assert.throws(
+    () => KeyIndex.fromChunks([{ count: 2, offsets: Uint32Array.of(0, 3, 2), bytes: bytes.subarray(0, 2) }]),
+    /decrease/,
+  );
+  assert.throws(
+    () => KeyIndex.fromChunks([{ count: 2, offsets: Uint32Array.of(0, 2, 4), bytes: Buffer.from('aaaa') }]),
+    /duplicate key 'aa'/,
+  );
+  assert.throws(
+    () =>
+      KeyIndex.fromChunks([
+        { count: 1, offsets: Uint32Array.of(0, 1), bytes: Buffer.from('a') },
+        { count: 1, offsets: Uint32Array.of(0, 1), bytes: Buffer.from('b') },
+      ]),
+    /chunks must be full/,
+  );
+});

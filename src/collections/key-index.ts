@@ -1,0 +1,284 @@
+/**
+ * String keys → dense slots (0, 1, 2, ... in insertion order), for tables of tens of millions of rows.
+ *
+ * Why not a `Map<string, number>`: each entry costs a heap string plus a hash-table entry (~100 bytes for a
+ * 25-character key), and every one of them is a live object the major GC must trace: with ten million keys
+ * that is seconds of marking and pauses of tens of milliseconds on the request path. Here keys are UTF-8
+ * bytes in chunked arenas and the hash table is an `Int32Array` of `[hash, slot + 1]` pairs (open
+ * addressing, linear probing, load factor at most 1/2), so the GC sees a few hundred typed arrays whatever
+ * the key count, and a key costs its bytes + 4 (offset) + ~21 (table).
+ *
+ * The table is split 256 ways by the hash's top byte: growing one shard rehashes 1/256 of the keys (well
+ * under a millisecond at ten million), where a single table would stall every request while it doubled.
+ * Growth needs no key bytes: the pair carries the full 32-bit hash.
+ *
+ * Keys and slots are never removed (the tables this serves keep every row: see ReservationTable).
+ */
+
+const CHUNK_BITS = 16;
+/** Keys per arena chunk; a chunk's offsets are relative to its own arena, so arenas stay small. */
+export const KEY_CHUNK_SLOTS = 1 << CHUNK_BITS;
+const CHUNK_MASK = KEY_CHUNK_SLOTS - 1;
+const SHARD_BITS = 8;
+const SHARD_COUNT = 1 << SHARD_BITS;
+const SHARD_SHIFT = 32 - SHARD_BITS;
+const INITIAL_SHARD_CAPACITY = 16;
+const INITIAL_ARENA_BYTES = 4096;
+
+interface Chunk {
+  /** Key bytes of this chunk's slots, back to back. */
+  arena: Buffer;
+  /** offsets[i]..offsets[i + 1] are the bytes of slot (chunk base + i). */
+  offsets: Uint32Array;
+}
+
+/** murmur3's finaliser: spreads every input bit over the top byte (shard) and the low bits (position). */
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+/** The hash of a key's UTF-8 bytes (FNV-1a, then fmix); int32. */
+export function hashKeyBytes(bytes: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  return fmix(h ^ (end - start));
+}
+
+export class KeyIndex {
+  private readonly shards: Int32Array[] = Array.from(
+    { length: SHARD_COUNT },
+    () => new Int32Array(INITIAL_SHARD_CAPACITY * 2),
+  );
+  private readonly shardCounts = new Int32Array(SHARD_COUNT);
+  private readonly chunks: Chunk[] = [];
+  private count = 0;
+  /** UTF-8 bytes of the last non-ASCII key hashed (ASCII keys are compared as they are). */
+  private encoded: Buffer = Buffer.alloc(256);
+  private encodedLength = 0;
+  private lastAscii = true;
+  /** The last key hashed had an unpaired surrogate: UTF-8 cannot hold it, so it is never a key. */
+  private lastMalformed = false;
+  /** The last key looked up and its hash: `add` right after a missed `find` hashes nothing. */
+  private lastKey: string | undefined;
+  private lastHash = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** The slot of `key`, or -1. */
+  find(key: string): number {
+    const h = this.hash(key);
+    if (this.lastMalformed) return -1;
+    const table = this.shards[h >>> SHARD_SHIFT];
+    const mask = (table.length >> 1) - 1;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const entry = table[2 * i + 1];
+      if (entry === 0) return -1;
+      if (table[2 * i] === h && this.equals(entry - 1, key)) return entry - 1;
+    }
+  }
+
+  has(key: string): boolean {
+    return this.find(key) >= 0;
+  }
+
+  /** Adds a key that is not present and returns its slot (the next one); throws if it is present. */
+  add(key: string): number {
+    const h = key === this.lastKey ? this.lastHash : this.hash(key);
+    if (this.lastMalformed) {
+      throw new TypeError(
+        `key ${JSON.stringify(key)} holds an unpaired surrogate (not valid Unicode); keys must be well-formed strings`,
+      );
+    }
+    const shard = h >>> SHARD_SHIFT;
+    let table = this.shards[shard];
+    if ((this.shardCounts[shard] + 1) * 2 > table.length >> 1) table = this.grow(shard);
+    const mask = (table.length >> 1) - 1;
+    let i = h & mask;
+    for (; table[2 * i + 1] !== 0; i = (i + 1) & mask) {
+      if (table[2 * i] === h && this.equals(table[2 * i + 1] - 1, key)) {
+        throw new Error(`key '${key}' is already in the index`);
+      }
+    }
+    const slot = this.count;
+    this.appendBytes(slot, key);
+    table[2 * i] = h;
+    table[2 * i + 1] = slot + 1;
+    this.shardCounts[shard]++;
+    this.count = slot + 1;
+    return slot;
+  }
+
+  /** The key of a slot. */
+  key(slot: number): string {
+    const chunk = this.chunks[slot >>> CHUNK_BITS];
+    const i = slot & CHUNK_MASK;
+    return chunk.arena.toString('utf8', chunk.offsets[i], chunk.offsets[i + 1]);
+  }
+
+  /**
+   * The keys as stored, chunk by chunk: each chunk's used offsets (count + 1 u32s, starting at 0) and its
+   * key bytes. With `fromChunks`, the whole persistent form of the index.
+   */
+  *chunksForSnapshot(): IterableIterator<{ count: number; offsets: Uint32Array; bytes: Uint8Array }> {
+    for (let c = 0; c < this.chunks.length; c++) {
+      const count = Math.min(KEY_CHUNK_SLOTS, this.count - c * KEY_CHUNK_SLOTS);
+      const { arena, offsets } = this.chunks[c];
+      yield {
+        count,
+        offsets: offsets.subarray(0, count + 1),
+        bytes: arena.subarray(0, offsets[count]),
+      };
+    }
+  }
+
+  /**
+   * Rebuilds an index from `chunksForSnapshot` output (full chunks first, as written). The hash table is
+   * rebuilt from the key bytes: it is derived data, so a snapshot does not carry it.
+   */
+  static fromChunks(chunks: Iterable<{ count: number; offsets: Uint32Array; bytes: Uint8Array }>): KeyIndex {
+    const index = new KeyIndex();
+    for (const part of chunks) {
+      if (index.count % KEY_CHUNK_SLOTS !== 0 || part.count > KEY_CHUNK_SLOTS || part.count < 1) {
+        throw new Error(`key chunk of ${part.count} keys after ${index.count} keys: chunks must be full`);
+      }
+      const { offsets, bytes } = part;
+      if (offsets.length !== part.count + 1 || offsets[0] !== 0 || offsets[part.count] !== bytes.length) {
+        throw new Error('key chunk offsets do not match its bytes');
+      }
+      for (let i = 0; i < part.count; i++) {
+        if (offsets[i + 1] < offsets[i]) throw new Error(`key chunk offsets decrease at key ${i}`);
+      }
+      const chunkOffsets = new Uint32Array(KEY_CHUNK_SLOTS + 1);
+      chunkOffsets.set(offsets);
+      const arena = Buffer.allocUnsafe(Math.max(INITIAL_ARENA_BYTES, bytes.length));
+      arena.set(bytes);
+      index.chunks.push({ arena, offsets: chunkOffsets });
+      const base = index.count;
+      index.count += part.count;
+      for (let i = 0; i < part.count; i++) {
+        index.insertRebuilt(hashKeyBytes(arena, chunkOffsets[i], chunkOffsets[i + 1]), base + i);
+      }
+    }
+    return index;
+  }
+
+  /** Inserts a slot known to be absent (rebuild from a snapshot: keys were unique when written). */
+  private insertRebuilt(h: number, slot: number): void {
+    const shard = h >>> SHARD_SHIFT;
+    let table = this.shards[shard];
+    if ((this.shardCounts[shard] + 1) * 2 > table.length >> 1) table = this.grow(shard);
+    const mask = (table.length >> 1) - 1;
+    let i = h & mask;
+    while (table[2 * i + 1] !== 0) {
+      if (table[2 * i] === h && this.sameKeys(table[2 * i + 1] - 1, slot)) {
+        throw new Error(`duplicate key '${this.key(slot)}' in a key chunk`);
+      }
+      i = (i + 1) & mask;
+    }
+    table[2 * i] = h;
+    table[2 * i + 1] = slot + 1;
+    this.shardCounts[shard]++;
+  }
+
+  private grow(shard: number): Int32Array {
+    const old = this.shards[shard];
+    const next = new Int32Array(old.length * 2);
+    const mask = (next.length >> 1) - 1;
+    for (let j = 1; j < old.length; j += 2) {
+      if (old[j] === 0) continue;
+      const h = old[j - 1];
+      let i = h & mask;
+      while (next[2 * i + 1] !== 0) i = (i + 1) & mask;
+      next[2 * i] = h;
+      next[2 * i + 1] = old[j];
+    }
+    this.shards[shard] = next;
+    return next;
+  }
+
+  /** Hashes `key` as its UTF-8 bytes; for a non-ASCII key, leaves those bytes in `encoded`. */
+  private hash(key: string): number {
+    const length = key.length;
+    let h = 0x811c9dc5;
+    let all = 0;
+    for (let i = 0; i < length; i++) {
+      const c = key.charCodeAt(i);
+      all |= c;
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    let result: number;
+    if (all < 0x80) {
+      this.lastAscii = true;
+      this.lastMalformed = false;
+      result = fmix(h ^ length);
+    } else {
+      this.lastAscii = false;
+      const bytes = Buffer.byteLength(key, 'utf8');
+      if (bytes > this.encoded.length) this.encoded = Buffer.alloc(bytes * 2);
+      this.encodedLength = this.encoded.write(key, 0, 'utf8');
+      this.lastMalformed = this.encoded.toString('utf8', 0, this.encodedLength) !== key;
+      result = hashKeyBytes(this.encoded, 0, this.encodedLength);
+    }
+    this.lastKey = key;
+    this.lastHash = result;
+    return result;
+  }
+
+  /** Whether slot's key equals `key` (hashed last, so `lastAscii`/`encoded` describe it). */
+  private equals(slot: number, key: string): boolean {
+    const chunk = this.chunks[slot >>> CHUNK_BITS];
+    const i = slot & CHUNK_MASK;
+    const start = chunk.offsets[i];
+    const end = chunk.offsets[i + 1];
+    const arena = chunk.arena;
+    if (this.lastAscii) {
+      if (end - start !== key.length) return false;
+      for (let k = 0; k < key.length; k++) if (arena[start + k] !== key.charCodeAt(k)) return false;
+      return true;
+    }
+    if (end - start !== this.encodedLength) return false;
+    return arena.compare(this.encoded, 0, this.encodedLength, start, end) === 0;
+  }
+
+  private sameKeys(a: number, b: number): boolean {
+    const ca = this.chunks[a >>> CHUNK_BITS];
+    const cb = this.chunks[b >>> CHUNK_BITS];
+    const ia = a & CHUNK_MASK;
+    const ib = b & CHUNK_MASK;
+    return (
+      ca.arena.compare(cb.arena, cb.offsets[ib], cb.offsets[ib + 1], ca.offsets[ia], ca.offsets[ia + 1]) === 0
+    );
+  }
+
+  /** Appends the key's bytes (hashed last) as slot's. */
+  private appendBytes(slot: number, key: string): void {
+    if ((slot & CHUNK_MASK) === 0) {
+      this.chunks.push({
+        arena: Buffer.allocUnsafe(INITIAL_ARENA_BYTES),
+        offsets: new Uint32Array(KEY_CHUNK_SLOTS + 1),
+      });
+    }
+    const chunk = this.chunks[slot >>> CHUNK_BITS];
+    const i = slot & CHUNK_MASK;
+    const start = chunk.offsets[i];
+    const length = this.lastAscii ? key.length : this.encodedLength;
+    if (start + length > chunk.arena.length) {
+      const grown = Buffer.allocUnsafe(Math.max(chunk.arena.length * 2, start + length));
+      chunk.arena.copy(grown, 0, 0, start);
+      chunk.arena = grown;
+    }
+    const arena = chunk.arena;
+    if (this.lastAscii) {
+      for (let k = 0; k < length; k++) arena[start + k] = key.charCodeAt(k);
+    } else {
+      this.encoded.copy(arena, start, 0, length);
+    }
+    chunk.offsets[i + 1] = start + length;
+  }
+}
