@@ -14,10 +14,11 @@ import {
   MERCHANT_BALANCE_CENTS,
   MIN_AMOUNT_CENTS,
   ReferenceLedger,
+  type Reservation,
   Workload,
 } from './workload.ts';
 
-test('workload: deterministic, unique ids, ~5% retries of the same object, ~10% rejected', () => {
+test('workload: deterministic, unique ids, ~5% retries of an earlier request, ~10% rejected', () => {
   const merchants = generateMerchants(10_000);
   assert.deepEqual(generateMerchants(10_000), merchants);
   assert.equal(merchants.filter((m) => m.balanceCents < MERCHANT_BALANCE_CENTS).length, 1000);
@@ -25,7 +26,7 @@ test('workload: deterministic, unique ids, ~5% retries of the same object, ~10% 
   const b = new Workload(merchants, 3, 'b');
   const reference = new ReferenceLedger(merchants);
   const seen = new Set<string>();
-  const issued = new Map<string, object>();
+  const issued = new Map<string, Reservation>();
   let retries = 0;
   let rejected = 0;
   const n = 100_000;
@@ -37,7 +38,7 @@ test('workload: deterministic, unique ids, ~5% retries of the same object, ~10% 
     assert.ok(r.amountCents >= MIN_AMOUNT_CENTS && r.amountCents <= MAX_AMOUNT_CENTS);
     if (seen.has(r.reservationId)) {
       retries++;
-      assert.equal(issued.get(r.reservationId), r, 'a retry is the same request');
+      assert.deepEqual(issued.get(r.reservationId), r, 'a retry is the same request');
     } else {
       seen.add(r.reservationId);
       issued.set(r.reservationId, r);

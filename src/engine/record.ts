@@ -11,7 +11,9 @@ import type { CompiledCommand, CompiledEvent, Registry } from './registry.ts';
  *   u32 u32  fingerprint of the command (two independent CRC-32C values of its canonical form)
  *   string   idempotency key ('' when none)
  *   u32      event count, then per event: u16 event id, u16 version, u32 byte length, payload
- *   rest     the result, in the command's result codec
+ *   rest     the result, in the command's result codec, only when there is an idempotency key (a retry is
+ *            answered from it, so replay must restore it); without a key the rest is empty (or, in logs
+ *            written before this rule, an unread result)
  * Events come before the result so replay can apply them and decode the result only when it is kept.
  */
 export interface DecodedRecordHeader {

@@ -464,7 +464,8 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
           throw invalidArgument(`command '${compiled.name}' emitted unknown event type '${events[i].type}'`);
         encodeEvent(w, event, events[i].data);
       }
-      compiled.resultCodec.encode(decision.result, w);
+      // Only a keyed command's result is ever read back (to answer a retry after a restart).
+      if (key !== undefined) compiled.resultCodec.encode(decision.result, w);
     } catch (error) {
       writer.abortRecord();
       throw error;

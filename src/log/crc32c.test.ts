@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { crc32c as nativeCrc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
-import { crc32c, crc32cJs } from './crc32c.ts';
+import { crc32c, crc32cJs, crc32cU32 } from './crc32c.ts';
 
 test('crc32c matches the standard check value for "123456789"', () => {
   assert.equal(crc32c(Buffer.from('123456789')), 0xe3069283);
@@ -34,4 +34,18 @@ test('crc32c detects every single-bit flip in a small frame', () => {
     assert.notEqual(crc32c(frame), good);
     frame[bit >> 3] ^= 1 << (bit & 7);
   }
+});
+
+test('crc32cU32 equals crc32c over the value as 4 little-endian bytes, for any continuation', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 0xffffffff }),
+      fc.integer({ min: 0, max: 0xffffffff }),
+      (v, prev) => {
+        const bytes = Buffer.alloc(4);
+        bytes.writeUInt32LE(v);
+        assert.equal(crc32cU32(v, prev), crc32c(bytes, 0, 4, prev));
+      },
+    ),
+  );
 });

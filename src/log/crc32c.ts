@@ -55,3 +55,13 @@ export function crc32cJs(data: Uint8Array, start: number, end: number, previous 
   while (i < end) crc = (crc >>> 8) ^ T0[(crc ^ data[i++]) & 0xff];
   return ~crc >>> 0;
 }
+
+/** CRC-32C of a u32's 4 little-endian bytes, continuing from `previous`: `crc32c` without a buffer. */
+export function crc32cU32(value: number, previous = 0): number {
+  let crc = ~previous >>> 0;
+  crc = (crc >>> 8) ^ T0[(crc ^ value) & 0xff];
+  crc = (crc >>> 8) ^ T0[(crc ^ (value >>> 8)) & 0xff];
+  crc = (crc >>> 8) ^ T0[(crc ^ (value >>> 16)) & 0xff];
+  crc = (crc >>> 8) ^ T0[(crc ^ (value >>> 24)) & 0xff];
+  return ~crc >>> 0;
+}

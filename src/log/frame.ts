@@ -1,6 +1,6 @@
 import { assert } from '../errors.ts';
 import { readU64 } from '../util/bin.ts';
-import { crc32c } from './crc32c.ts';
+import { crc32c, crc32cU32 } from './crc32c.ts';
 import {
   alignUp,
   COMMIT_MARKER_TYPE,
@@ -26,6 +26,17 @@ export interface FrameView {
   next: number;
 }
 
+let viewBuf: Uint8Array | undefined;
+let view: DataView | undefined;
+/** A DataView of `buf`, reused while callers keep passing the same buffer (the writer's, a segment's). */
+function viewOf(buf: Uint8Array): DataView {
+  if (buf !== viewBuf || view === undefined) {
+    viewBuf = buf;
+    view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  return view;
+}
+
 /** Writes a frame header at `start` for a payload already in `buf[start + 24, end)`; returns the frame CRC. */
 export function sealFrame(
   buf: Buffer,
@@ -38,15 +49,16 @@ export function sealFrame(
 ): number {
   const length = end - start;
   assert(length >= FRAME_HEADER_BYTES && length <= FRAME_BYTES_MAX, `frame length ${length} out of range`);
-  buf.writeUInt32LE(length, start);
-  buf.writeUInt32LE(lsn >>> 0, start + 8);
-  buf.writeUInt32LE(Math.floor(lsn / 0x1_0000_0000), start + 12);
-  buf.writeUInt16LE(type, start + 16);
-  buf.writeUInt16LE(version, start + 18);
-  buf.writeUInt16LE(flags, start + 20);
-  buf.writeUInt16LE(0, start + 22);
+  const v = viewOf(buf);
+  v.setUint32(start, length, true);
+  v.setUint32(start + 8, lsn >>> 0, true);
+  v.setUint32(start + 12, Math.floor(lsn / 0x1_0000_0000), true);
+  v.setUint16(start + 16, type, true);
+  v.setUint16(start + 18, version, true);
+  v.setUint16(start + 20, flags, true);
+  v.setUint16(start + 22, 0, true);
   const crc = crc32c(buf, start + 8, end);
-  buf.writeUInt32LE(crc, start + 4);
+  v.setUint32(start + 4, crc, true);
   return crc;
 }
 
@@ -55,25 +67,26 @@ export type FrameParse = { ok: true; frame: FrameView } | { ok: false; reason: s
 /** Parses and verifies the frame at `offset` of `buf[0, end)`. Never throws on bad bytes. */
 export function parseFrame(buf: Buffer, offset: number, end: number): FrameParse {
   if (offset + FRAME_HEADER_BYTES > end) return { ok: false, reason: 'incomplete frame header' };
-  const length = buf.readUInt32LE(offset);
+  const v = viewOf(buf);
+  const length = v.getUint32(offset, true);
   if (length === 0) return { ok: false, reason: 'zero frame length (end of written data)' };
   if (length < FRAME_HEADER_BYTES || length > FRAME_BYTES_MAX) {
     return { ok: false, reason: `impossible frame length ${length}` };
   }
   if (offset + length > end)
     return { ok: false, reason: `frame of ${length} bytes runs past the end of the file` };
-  const crc = buf.readUInt32LE(offset + 4);
+  const crc = v.getUint32(offset + 4, true);
   if (crc32c(buf, offset + 8, offset + length) !== crc)
     return { ok: false, reason: 'frame checksum mismatch' };
-  if (buf.readUInt16LE(offset + 22) !== 0) return { ok: false, reason: 'reserved frame bytes are not zero' };
+  if (v.getUint16(offset + 22, true) !== 0) return { ok: false, reason: 'reserved frame bytes are not zero' };
   return {
     ok: true,
     frame: {
       offset,
-      lsn: readU64(buf, offset + 8),
-      type: buf.readUInt16LE(offset + 16),
-      version: buf.readUInt16LE(offset + 18),
-      flags: buf.readUInt16LE(offset + 20),
+      lsn: v.getUint32(offset + 12, true) * 0x1_0000_0000 + v.getUint32(offset + 8, true),
+      type: v.getUint16(offset + 16, true),
+      version: v.getUint16(offset + 18, true),
+      flags: v.getUint16(offset + 20, true),
       crc,
       payloadStart: offset + FRAME_HEADER_BYTES,
       payloadEnd: offset + length,
@@ -101,11 +114,9 @@ export function readCommitPayload(buf: Buffer, frame: FrameView): CommitPayload 
   };
 }
 
-const chainScratch = Buffer.alloc(4);
-/** Folds one frame CRC into a chain value. */
+/** Folds one frame CRC into a chain value: CRC-32C of its 4 little-endian bytes, continuing `chain`. */
 export function chainStep(chain: number, frameCrc: number): number {
-  chainScratch.writeUInt32LE(frameCrc, 0);
-  return crc32c(chainScratch, 0, 4, chain);
+  return crc32cU32(frameCrc, chain);
 }
 
 export interface SegmentHeader {

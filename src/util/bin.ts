@@ -2,12 +2,19 @@
  * Little-endian binary writer/reader over Node Buffers, used by the log, the record codec and snapshots.
  * The writer grows geometrically; callers that must bound memory check `length` themselves.
  */
+/** A DataView over a Buffer's bytes: its typed accessors are ~10x faster than Buffer's writeXxxLE. */
+function viewOf(buf: Buffer): DataView {
+  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
 export class BinWriter {
   buf: Buffer;
   pos = 0;
+  private view: DataView;
 
   constructor(initialBytes = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(initialBytes);
+    this.view = viewOf(this.buf);
   }
 
   get length(): number {
@@ -26,6 +33,7 @@ export class BinWriter {
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
+    this.view = viewOf(next);
   }
 
   u8(value: number): void {
@@ -35,33 +43,33 @@ export class BinWriter {
 
   u16(value: number): void {
     this.ensure(2);
-    this.buf.writeUInt16LE(value, this.pos);
+    this.view.setUint16(this.pos, value, true);
     this.pos += 2;
   }
 
   u32(value: number): void {
     this.ensure(4);
-    this.buf.writeUInt32LE(value, this.pos);
+    this.view.setUint32(this.pos, value, true);
     this.pos += 4;
   }
 
   i32(value: number): void {
     this.ensure(4);
-    this.buf.writeInt32LE(value, this.pos);
+    this.view.setInt32(this.pos, value, true);
     this.pos += 4;
   }
 
   f64(value: number): void {
     this.ensure(8);
-    this.buf.writeDoubleLE(value, this.pos);
+    this.view.setFloat64(this.pos, value, true);
     this.pos += 8;
   }
 
   /** A non-negative safe integer (< 2^53) in 8 bytes. */
   u64(value: number): void {
     this.ensure(8);
-    this.buf.writeUInt32LE(value >>> 0, this.pos);
-    this.buf.writeUInt32LE(Math.floor(value / 0x1_0000_0000), this.pos + 4);
+    this.view.setUint32(this.pos, value >>> 0, true);
+    this.view.setUint32(this.pos + 4, Math.floor(value / 0x1_0000_0000), true);
     this.pos += 8;
   }
 
@@ -128,19 +136,25 @@ export class BinWriter {
 const SHORT_STRING_MAX = 64;
 
 export class BinReader {
+  /** The buffer read; change it only through `reset`. */
   buf: Buffer;
   pos: number;
   end: number;
+  private view: DataView;
 
   constructor(buf: Buffer, start = 0, end = buf.length) {
     this.buf = buf;
+    this.view = viewOf(buf);
     this.pos = start;
     this.end = end;
   }
 
   /** Points the reader at another range: readers on hot paths are reused rather than allocated. */
   reset(buf: Buffer, start: number, end: number): this {
-    this.buf = buf;
+    if (buf !== this.buf) {
+      this.buf = buf;
+      this.view = viewOf(buf);
+    }
     this.pos = start;
     this.end = end;
     return this;
@@ -165,36 +179,36 @@ export class BinReader {
 
   u16(): number {
     this.need(2);
-    const v = this.buf.readUInt16LE(this.pos);
+    const v = this.view.getUint16(this.pos, true);
     this.pos += 2;
     return v;
   }
 
   u32(): number {
     this.need(4);
-    const v = this.buf.readUInt32LE(this.pos);
+    const v = this.view.getUint32(this.pos, true);
     this.pos += 4;
     return v;
   }
 
   i32(): number {
     this.need(4);
-    const v = this.buf.readInt32LE(this.pos);
+    const v = this.view.getInt32(this.pos, true);
     this.pos += 4;
     return v;
   }
 
   f64(): number {
     this.need(8);
-    const v = this.buf.readDoubleLE(this.pos);
+    const v = this.view.getFloat64(this.pos, true);
     this.pos += 8;
     return v;
   }
 
   u64(): number {
     this.need(8);
-    const lo = this.buf.readUInt32LE(this.pos);
-    const hi = this.buf.readUInt32LE(this.pos + 4);
+    const lo = this.view.getUint32(this.pos, true);
+    const hi = this.view.getUint32(this.pos + 4, true);
     this.pos += 8;
     if (hi > 0x1fffff) throw new RangeError(`u64 at offset ${this.pos - 8} exceeds 2^53`);
     return hi * 0x1_0000_0000 + lo;
