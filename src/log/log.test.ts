@@ -193,6 +193,36 @@ test('a flipped bit in the final group with no sign of a torn write is refused, 
   await assert.rejects(scanLog(fs, dir, {}), (e: EngramError) => e.code === 'corruption');
 });
 
+test('a flipped bit in a final-group frame whose bytes past a sector boundary are zeros is corruption, not a torn write', async () => {
+  // Found by the crash simulation (seed 997): a record ending in small numbers has zero bytes just past a
+  // sector boundary; a torn write would have zeroed the whole sector, yet later frames follow in it.
+  const dir = await tempDir();
+  await writeLog(dir, [3]);
+  const committed = (await scanLog(fs, dir, {})).segments[0].committedBytes;
+  const boundary = Math.ceil((committed + FRAME_HEADER_BYTES + 8) / 512) * 512;
+  const { writer } = await openLog({
+    fs,
+    dir,
+    policy: { kind: 'immediate' },
+    segmentBytesMax: 1024 * 1024,
+    writer: { onDurable: () => {}, onFailure: () => {} },
+  });
+  writer.beginRecord(7, 1, 0).raw(Buffer.alloc(boundary + 16 - committed - FRAME_HEADER_BYTES));
+  writer.endRecord();
+  for (let i = 0; i < 3; i++) {
+    writer.beginRecord(7, 1, 0).string(`after-${i}`);
+    writer.endRecord();
+  }
+  await writer.sync();
+  await writer.close();
+  const [segment] = await segments(dir);
+  const file = path.join(dir, segment);
+  const content = await readFile(file);
+  content[committed + 20] ^= 0x10; // the damaged frame's flags
+  await writeFile(file, content);
+  await assert.rejects(scanLog(fs, dir, {}), (e: EngramError) => e.code === 'corruption');
+});
+
 test('a final group with an unwritten (zero) sector and an intact commit marker is a torn write', async () => {
   const dir = await tempDir();
   const written = await writeLog(dir, [2]);

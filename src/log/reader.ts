@@ -429,12 +429,12 @@ function findCommitMarkerAfter(buf: Buffer, from: number, lastLsn: number): Fram
 }
 
 function hasZeroSector(buf: Buffer, from: number, to: number): boolean {
-  const first = Math.ceil(from / SECTOR_BYTES) * SECTOR_BYTES;
-  // Also count the partial sector at the damage start and a short final sector: an unwritten region
-  // shorter than a sector at the end of the file reads as zeros too.
-  if (isZero(buf, from, Math.min(to, first))) return to > from;
-  for (let s = first; s < to; s += SECTOR_BYTES)
-    if (isZero(buf, s, Math.min(to, s + SECTOR_BYTES))) return true;
+  // A torn write loses whole sectors. A sector the damaged range touches is unwritten if it reads as zeros
+  // from the damage start (or its own start) to its end, or to the end of the file: not merely where the
+  // damaged frame's bytes happen to be zero (a record's small numbers are), with data after them.
+  for (let s = Math.floor(from / SECTOR_BYTES) * SECTOR_BYTES; s < to; s += SECTOR_BYTES) {
+    if (isZero(buf, Math.max(s, from), Math.min(buf.length, s + SECTOR_BYTES))) return true;
+  }
   return false;
 }
 
