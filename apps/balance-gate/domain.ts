@@ -284,20 +284,7 @@ function addReservation(
   expiresAtMs: number,
   lsn: number,
 ): void {
-  state.reservations.add({
-    id: e.reservationId,
-    merchantIndex: m.index,
-    amount: e.amount,
-    status,
-    sequence,
-    expiresAtMs,
-    ttlMs: e.ttlMs,
-    lsn,
-    availableAfter: m.available,
-    heldAfter: m.held,
-    capturedAfter: m.captured,
-    creditedAfter: m.credited,
-  });
+  state.reservations.add(e.reservationId, m, e.amount, status, sequence, expiresAtMs, e.ttlMs, lsn);
 }
 
 /** The response a reservation's decision gave, rebuilt from the reservation (for retries). */

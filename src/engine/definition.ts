@@ -62,6 +62,7 @@ export interface CommandDef<S, Ev, C, R, I = unknown> {
 /** Secondary indexes: derived from state, maintained on apply, never logged, rebuilt after a snapshot load. */
 export interface IndexDef<S, Ev, I> {
   build(state: S): I;
+  /** Called after each event's apply. `event` is only valid during the call (replay reuses it): keep its data, not it. */
   onEvent(index: I, event: Ev, state: S, meta: ApplyMeta): void;
 }
 

@@ -86,8 +86,17 @@ export class MaterializedState<S, I> {
     meta.nowMs = this.records.header.nowMs;
     event.apply(this.state, data, meta);
     const indexDef = this.definition.indexes;
-    if (indexDef) indexDef.onEvent(this.indexes, { type: event.name, data }, this.state, meta);
+    if (indexDef) {
+      const replayed = this.replayedEvent;
+      replayed.type = event.name;
+      replayed.data = data;
+      indexDef.onEvent(this.indexes, replayed, this.state, meta);
+      replayed.data = undefined;
+    }
   };
+
+  /** The event handed to index maintenance during replay, reused: one object per event adds up. */
+  private readonly replayedEvent: { type: string; data: unknown } = { type: '', data: undefined };
 
   /** Canonical hash of the state and the idempotency window (indexes are derived, so excluded). */
   stateHash(): string {

@@ -112,6 +112,15 @@ export class RecordReader {
       r.pos = end;
       visit(event, data);
     }
-    return { command, result: r };
+    const decoded = this.decoded;
+    decoded.command = command;
+    decoded.result = r;
+    return decoded;
   }
+
+  /** What `read` returns, reused across calls (valid until the next one). */
+  private readonly decoded: { command: CompiledCommand; result: BinReader } = {
+    command: undefined as unknown as CompiledCommand,
+    result: this.reader,
+  };
 }

@@ -10,7 +10,7 @@ import type { FlushPolicy } from './flush-policy.ts';
 import { FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES } from './format.ts';
 import { parseFrame, sealFrame } from './frame.ts';
 import { openLog } from './log.ts';
-import { type LogRecord, scanLog } from './reader.ts';
+import { scanLog } from './reader.ts';
 
 const fs = new NodeFileSystem();
 const tempDir = tempDirs('engram-log-');
@@ -27,13 +27,12 @@ async function writeLog(
   options: { segmentBytesMax?: number; policy?: FlushPolicy } = {},
 ): Promise<Written[]> {
   const written: Written[] = [];
-  const replayed: LogRecord[] = [];
   const { writer } = await openLog({
     fs,
     dir,
     policy: options.policy ?? { kind: 'immediate' },
     segmentBytesMax: options.segmentBytesMax ?? 1024 * 1024,
-    onRecord: (r) => replayed.push(r),
+    onRecord: () => {},
     writer: { onDurable: () => {}, onFailure: () => {} },
   });
   const base = writer.nextLsn;
@@ -205,6 +204,7 @@ test('a flipped bit in a final-group frame whose bytes past a sector boundary ar
     dir,
     policy: { kind: 'immediate' },
     segmentBytesMax: 1024 * 1024,
+    onRecord: () => {},
     writer: { onDurable: () => {}, onFailure: () => {} },
   });
   writer.beginRecord(7, 1, 0).raw(Buffer.alloc(boundary + 16 - committed - FRAME_HEADER_BYTES));

@@ -266,13 +266,14 @@ function scanSegment(
     recordsByType: new Map(),
   };
   const group: PendingGroup = { frames: [] };
+  const record: LogRecord = { lsn: 0, type: 0, version: 0, flags: 0, buf, payloadStart: 0, payloadEnd: 0 };
   let offset = SEGMENT_HEADER_BYTES;
   while (offset < buf.length) {
     const parsed = parseFrame(buf, offset, buf.length);
     if (!parsed.ok) break;
     const frame = parsed.frame;
     if (isCommitMarker(frame)) {
-      if (!commitGroup(buf, frame, group, info, afterLsn, untilLsn, onRecord)) break;
+      if (!commitGroup(buf, frame, group, info, afterLsn, untilLsn, onRecord, record)) break;
       info.committedBytes = frame.next;
       if (info.lastLsn >= untilLsn) {
         // Stopping early: what follows is not examined, so it is not judged torn either.
@@ -297,6 +298,7 @@ function commitGroup(
   afterLsn: number,
   untilLsn: number,
   onRecord: ScanOptions['onRecord'],
+  record: LogRecord,
 ): boolean {
   const payload = readCommitPayload(buf, marker);
   const frames = group.frames;
@@ -308,15 +310,14 @@ function commitGroup(
   for (const frame of frames) {
     info.recordsByType.set(frame.type, (info.recordsByType.get(frame.type) ?? 0) + 1);
     if (onRecord && frame.lsn > afterLsn && frame.lsn <= untilLsn) {
-      onRecord({
-        lsn: frame.lsn,
-        type: frame.type,
-        version: frame.version,
-        flags: frame.flags,
-        buf,
-        payloadStart: frame.payloadStart,
-        payloadEnd: frame.payloadEnd,
-      });
+      record.lsn = frame.lsn;
+      record.type = frame.type;
+      record.version = frame.version;
+      record.flags = frame.flags;
+      record.buf = buf;
+      record.payloadStart = frame.payloadStart;
+      record.payloadEnd = frame.payloadEnd;
+      onRecord(record);
     }
   }
   info.records += frames.length;
