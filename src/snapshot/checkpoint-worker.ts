@@ -1,3 +1,4 @@
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
 import { buildSnapshot } from './build.ts';
@@ -16,7 +17,21 @@ export interface CheckpointJob {
   idempotency: Record<string, number>;
 }
 
+/**
+ * The lowest CPU priority for this thread (on Linux, setpriority on "this process" applies to the calling
+ * thread only): building a snapshot is background work, and on a machine with few cores it must not take
+ * time slices from the event loop that acknowledges commands. Best effort: a platform may refuse.
+ */
+function yieldCpuToTheStore(): void {
+  try {
+    setPriority(0, 19);
+  } catch {
+    // Not permitted or not supported: the snapshot still gets built, only at normal priority.
+  }
+}
+
 const job = workerData as CheckpointJob;
+yieldCpuToTheStore();
 try {
   const imported = await import(job.module);
   const definition = imported[job.exportName];

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { EngramError } from '../errors.ts';
 import { crc32c } from '../log/crc32c.ts';
-import { asBuffer, type FileSystem } from '../storage/file-system.ts';
+import { asBuffer, type FileHandle, type FileSystem } from '../storage/file-system.ts';
 import { readU64 } from '../util/bin.ts';
 import {
   ENGINE_VERSION,
@@ -68,6 +68,30 @@ export function parseSnapshotHeader(
   };
 }
 
+/** Largest single write of snapshot data: the longest a log group commit can wait behind one. */
+const WRITE_PIECE_BYTES = 256 * 1024;
+
+/**
+ * Writes `payload[start, end)` at `position` in pieces, pausing after each for as long as it took: the
+ * snapshot gets at most half of the disk's time, and a log group commit on the same disk never queues
+ * behind more than one piece (measured: 4 MiB writes put 50 ms stalls into the log's fsyncs).
+ */
+async function writePaced(
+  handle: FileHandle,
+  payload: Buffer,
+  start: number,
+  end: number,
+  position: number,
+): Promise<void> {
+  for (let offset = start; offset < end; offset += WRITE_PIECE_BYTES) {
+    const length = Math.min(WRITE_PIECE_BYTES, end - offset);
+    const startMs = performance.now();
+    await handle.write(payload, offset, length, position + (offset - start));
+    const tookMs = performance.now() - startMs;
+    if (tookMs >= 1) await new Promise((resolve) => setTimeout(resolve, tookMs));
+  }
+}
+
 /**
  * Writes a snapshot crash-safely: to a temp file, fdatasync, rename over the final name, fsync the
  * directory. A crash at any point leaves either no snapshot or a complete, verified one under the name.
@@ -82,7 +106,9 @@ export async function writeSnapshotFile(
   const file = path.join(dir, snapshotName(header.lsn));
   const temp = `${file}${SNAPSHOT_TEMP_SUFFIX}`;
   if (await fs.exists(temp)) await fs.unlink(temp);
-  const handle = await fs.open(temp, 'create');
+  // O_DSYNC, chunk by chunk: each write is on disk when it returns, so no gigabyte of dirty pages builds up
+  // for one final fdatasync, which would hold up the log's group commits on the same disk meanwhile.
+  const handle = await fs.open(temp, 'create', { syncWrites: true });
   let position = 0;
   let chunks = 0;
   try {
@@ -95,7 +121,7 @@ export async function writeSnapshotFile(
       chunkHeader.writeUInt32LE(end - offset, 0);
       chunkHeader.writeUInt32LE(crc32c(payload, offset, end), 4);
       await handle.write(chunkHeader, 0, 8, position);
-      await handle.write(payload, offset, end - offset, position + 8);
+      await writePaced(handle, payload, offset, end, position + 8);
       position += 8 + end - offset;
       chunks++;
     }
