@@ -64,8 +64,12 @@ export function sealFrame(
 
 export type FrameParse = { ok: true; frame: FrameView } | { ok: false; reason: string };
 
-/** Parses and verifies the frame at `offset` of `buf[0, end)`. Never throws on bad bytes. */
-export function parseFrame(buf: Buffer, offset: number, end: number): FrameParse {
+/**
+ * Parses and verifies the frame at `offset` of `buf[0, end)`. Never throws on bad bytes. A data frame at or
+ * below `checksumAfterLsn` is parsed without verifying its checksum (recovery does not read records a
+ * snapshot covers; `engram verify` checks every frame); commit markers are always verified.
+ */
+export function parseFrame(buf: Buffer, offset: number, end: number, checksumAfterLsn = -1): FrameParse {
   if (offset + FRAME_HEADER_BYTES > end) return { ok: false, reason: 'incomplete frame header' };
   const v = viewOf(buf);
   const length = v.getUint32(offset, true);
@@ -76,15 +80,21 @@ export function parseFrame(buf: Buffer, offset: number, end: number): FrameParse
   if (offset + length > end)
     return { ok: false, reason: `frame of ${length} bytes runs past the end of the file` };
   const crc = v.getUint32(offset + 4, true);
-  if (crc32c(buf, offset + 8, offset + length) !== crc)
+  const lsn = v.getUint32(offset + 12, true) * 0x1_0000_0000 + v.getUint32(offset + 8, true);
+  const type = v.getUint16(offset + 16, true);
+  if (
+    (lsn > checksumAfterLsn || type === COMMIT_MARKER_TYPE) &&
+    crc32c(buf, offset + 8, offset + length) !== crc
+  ) {
     return { ok: false, reason: 'frame checksum mismatch' };
+  }
   if (v.getUint16(offset + 22, true) !== 0) return { ok: false, reason: 'reserved frame bytes are not zero' };
   return {
     ok: true,
     frame: {
       offset,
-      lsn: v.getUint32(offset + 12, true) * 0x1_0000_0000 + v.getUint32(offset + 8, true),
-      type: v.getUint16(offset + 16, true),
+      lsn,
+      type,
       version: v.getUint16(offset + 18, true),
       flags: v.getUint16(offset + 20, true),
       crc,

@@ -8,7 +8,7 @@ export interface OpenLogOptions {
   dir: string;
   policy: FlushPolicy;
   segmentBytesMax: number;
-  /** Records with lsn <= afterLsn are verified but not handed out (they are covered by a snapshot). */
+  /** Records with lsn <= afterLsn are covered by a snapshot: not handed out, nor checksummed (see scanLog). */
   afterLsn?: number;
   onRecord: (record: LogRecord) => void;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;

@@ -73,7 +73,8 @@ export interface ScanResult {
 export interface ScanOptions {
   /**
    * Only records with lsn > afterLsn are handed to onRecord. Segments wholly at or below it are skipped
-   * unread (a snapshot covers them) unless `verifyAll`.
+   * unread (a snapshot covers them), and records at or below it in the segment that reaches past it are
+   * not checksummed (commit markers and the chain still are), unless `verifyAll`.
    */
   afterLsn?: number;
   /** Stop once this LSN is reached (building a snapshot at it while the log keeps growing). */
@@ -176,6 +177,7 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
       afterLsn,
       untilLsn,
       options.onRecord,
+      options.verifyAll === true ? -1 : afterLsn,
     );
     result.segments.push(info);
     result.lastLsn = info.lastLsn;
@@ -251,6 +253,7 @@ function scanSegment(
   afterLsn: number,
   untilLsn: number,
   onRecord: ScanOptions['onRecord'],
+  checksumAfterLsn: number,
 ): SegmentInfo {
   const info: SegmentInfo = {
     name,
@@ -269,7 +272,7 @@ function scanSegment(
   const record: LogRecord = { lsn: 0, type: 0, version: 0, flags: 0, buf, payloadStart: 0, payloadEnd: 0 };
   let offset = SEGMENT_HEADER_BYTES;
   while (offset < buf.length) {
-    const parsed = parseFrame(buf, offset, buf.length);
+    const parsed = parseFrame(buf, offset, buf.length, checksumAfterLsn);
     if (!parsed.ok) break;
     const frame = parsed.frame;
     if (isCommitMarker(frame)) {
