@@ -170,12 +170,32 @@ export class KeyIndex {
       const arena = Buffer.allocUnsafe(Math.max(INITIAL_ARENA_BYTES, bytes.length));
       arena.set(bytes);
       index.chunks.push({ arena, offsets: chunkOffsets });
-      const base = index.count;
       index.count += part.count;
-      for (let i = 0; i < part.count; i++) {
-        index.insertRebuilt(hashKeyBytes(arena, chunkOffsets[i], chunkOffsets[i + 1]), base + i);
-      }
     }
+    // Hash every key first, so each shard's table is allocated once at its final size: growing them while
+    // inserting rehashed every key about twice.
+    const hashes = new Int32Array(index.count);
+    const perShard = new Int32Array(SHARD_COUNT);
+    for (let slot = 0; slot < index.count; slot++) {
+      const { arena, offsets } = index.chunks[slot >>> CHUNK_BITS];
+      const i = slot & CHUNK_MASK;
+      const h = hashKeyBytes(arena, offsets[i], offsets[i + 1]);
+      hashes[slot] = h;
+      perShard[h >>> SHARD_SHIFT]++;
+    }
+    for (let shard = 0; shard < SHARD_COUNT; shard++) {
+      let capacity = INITIAL_SHARD_CAPACITY;
+      while ((perShard[shard] + 1) * 2 > capacity) capacity *= 2;
+      index.shards[shard] = new Int32Array(capacity * 2);
+    }
+    // Then insert shard by shard (slots bucketed by shard, in slot order within one): each shard's table
+    // stays in cache while it fills, instead of every insert missing into a random one of 256 tables.
+    const starts = new Int32Array(SHARD_COUNT + 1);
+    for (let shard = 0; shard < SHARD_COUNT; shard++) starts[shard + 1] = starts[shard] + perShard[shard];
+    const bySlot = new Int32Array(index.count);
+    const fill = starts.slice(0, SHARD_COUNT);
+    for (let slot = 0; slot < index.count; slot++) bySlot[fill[hashes[slot] >>> SHARD_SHIFT]++] = slot;
+    for (let k = 0; k < bySlot.length; k++) index.insertRebuilt(hashes[bySlot[k]], bySlot[k]);
     return index;
   }
 
