@@ -39,6 +39,31 @@ export const batchBody = {
   properties: { items: { type: 'array', minItems: 1, maxItems: BATCH_ITEMS_MAX } },
 } as const;
 
+const merchantView = {
+  type: 'object',
+  properties: {
+    merchant_id: { type: 'string' },
+    available_cents: { type: 'integer' },
+    held_cents: { type: 'integer' },
+    captured_cents: { type: 'integer' },
+    credited_cents: { type: 'integer' },
+  },
+} as const;
+
+/** The 200 answer of reserve, capture and release (serialised by responses.ts, in this key order). */
+export const reservationResult = {
+  type: 'object',
+  required: ['reservation_id', 'status', 'merchant', 'lsn'],
+  properties: {
+    reservation_id: { type: 'string' },
+    status: { type: 'string' },
+    reason: { type: 'string' },
+    sequence: { type: 'integer' },
+    merchant: merchantView,
+    lsn: { type: 'integer' },
+  },
+} as const;
+
 export const merchantParams = {
   type: 'object',
   required: ['merchant_id'],
