@@ -87,6 +87,8 @@ export interface RecoveryReport {
   totalMs: number;
   segments: number;
   tornTails: TornTail[];
+  /** The log position the snapshot recorded, where replay started reading (if it could be used). */
+  resumedAt?: { segment: string; offset: number };
 }
 
 export interface ExecuteOptions {
@@ -179,6 +181,10 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       policy: options.flushPolicy ?? defaultPolicy(this.ackPoint),
       segmentBytesMax: options.segmentBytesMax ?? DEFAULT_SEGMENT_BYTES_MAX,
       afterLsn: snapshotLsn,
+      resumeAt:
+        loaded?.header.logPosition !== undefined
+          ? { ...loaded.header.logPosition, lsn: snapshotLsn, chain: loaded.header.chain }
+          : undefined,
       onRecord: (record) => {
         if (record.lsn !== this.m.lsnApplied + 1)
           throw this.historyGap(options.dir, snapshotLsn, record.lsn, fallbacks);
@@ -239,6 +245,7 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       totalMs: performance.now() - startMs,
       segments: scan.segments.length,
       tornTails: opened.truncated,
+      resumedAt: scan.resumedAt,
     };
     this.snapshots = new SnapshotScheduler(
       {

@@ -1,6 +1,6 @@
 import type { FileSystem } from '../storage/file-system.ts';
 import type { FlushPolicy } from './flush-policy.ts';
-import { type LogRecord, type ScanResult, scanLog, type TornTail } from './reader.ts';
+import { type LogPosition, type LogRecord, type ScanResult, scanLog, type TornTail } from './reader.ts';
 import { LogWriter, type LogWriterOptions } from './writer.ts';
 
 export interface OpenLogOptions {
@@ -10,6 +10,8 @@ export interface OpenLogOptions {
   segmentBytesMax: number;
   /** Records with lsn <= afterLsn are covered by a snapshot: not handed out, nor checksummed (see scanLog). */
   afterLsn?: number;
+  /** Where the log continues after `afterLsn`, from the snapshot (see ScanOptions.resumeAt). */
+  resumeAt?: LogPosition;
   onRecord: (record: LogRecord) => void;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
   writer: Pick<LogWriterOptions, 'onDurable' | 'onFailure' | 'onFlush' | 'onSegmentRolled'>;
@@ -36,6 +38,7 @@ export async function openLog(options: OpenLogOptions): Promise<OpenedLog> {
   await fs.mkdirp(dir);
   const scan = await scanLog(fs, dir, {
     afterLsn: options.afterLsn,
+    resumeAt: options.resumeAt,
     onRecord: options.onRecord,
     onProgress: options.onProgress,
   });

@@ -47,6 +47,10 @@ export interface SegmentInfo {
   /** Chain value after the last committed group. */
   chainEnd: number;
   recordsByType: Map<number, number>;
+  /** Offset just past the last valid commit marker (where a LogPosition for `lastLsn` points). */
+  endOfCommitted: number;
+  /** Where the scan of this segment started, when a LogPosition let it skip the bytes before. */
+  resumedAt?: number;
 }
 
 export interface TornTail {
@@ -68,6 +72,20 @@ export interface ScanResult {
   chain: number;
   epoch: number;
   tornTails: TornTail[];
+  /** Set when `resumeAt` was used: the scan skipped that segment's bytes before `offset`. */
+  resumedAt?: { segment: string; offset: number };
+}
+
+/**
+ * Where the log continues after the commit marker of `lsn`: byte `offset` of the segment starting at
+ * `segmentBaseLsn`, with the chain value `chain` there. A snapshot records it, so recovery starts reading
+ * where the snapshot ends instead of at the start of that segment.
+ */
+export interface LogPosition {
+  segmentBaseLsn: number;
+  offset: number;
+  lsn: number;
+  chain: number;
 }
 
 export interface ScanOptions {
@@ -80,6 +98,11 @@ export interface ScanOptions {
   /** Stop once this LSN is reached (building a snapshot at it while the log keeps growing). */
   untilLsn?: number;
   verifyAll?: boolean;
+  /**
+   * Start the segment holding `afterLsn + 1` here rather than at its first frame (ignored unless
+   * `resumeAt.lsn === afterLsn`, and if the commit marker it names does not end exactly there).
+   */
+  resumeAt?: LogPosition;
   onRecord?: (record: LogRecord) => void;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
@@ -178,7 +201,9 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
       untilLsn,
       options.onRecord,
       options.verifyAll === true ? -1 : afterLsn,
+      options.verifyAll !== true && options.resumeAt?.lsn === afterLsn ? options.resumeAt : undefined,
     );
+    if (info.resumedAt !== undefined) result.resumedAt = { segment: file, offset: info.resumedAt };
     result.segments.push(info);
     result.lastLsn = info.lastLsn;
     result.chain = info.chainEnd;
@@ -254,6 +279,7 @@ function scanSegment(
   untilLsn: number,
   onRecord: ScanOptions['onRecord'],
   checksumAfterLsn: number,
+  start: LogPosition | undefined,
 ): SegmentInfo {
   const info: SegmentInfo = {
     name,
@@ -265,12 +291,21 @@ function scanSegment(
     groups: 0,
     fileBytes: buf.length,
     committedBytes: SEGMENT_HEADER_BYTES,
+    endOfCommitted: SEGMENT_HEADER_BYTES,
     chainEnd: chainStart,
     recordsByType: new Map(),
   };
   const group: PendingGroup = { frames: [] };
   const record: LogRecord = { lsn: 0, type: 0, version: 0, flags: 0, buf, payloadStart: 0, payloadEnd: 0 };
   let offset = SEGMENT_HEADER_BYTES;
+  if (start && start.segmentBaseLsn === baseLsn && resumable(buf, start)) {
+    offset = start.offset;
+    info.lastLsn = start.lsn;
+    info.chainEnd = start.chain;
+    info.committedBytes = start.offset;
+    info.endOfCommitted = start.offset;
+    info.resumedAt = start.offset;
+  }
   while (offset < buf.length) {
     const parsed = parseFrame(buf, offset, buf.length, checksumAfterLsn);
     if (!parsed.ok) break;
@@ -278,6 +313,7 @@ function scanSegment(
     if (isCommitMarker(frame)) {
       if (!commitGroup(buf, frame, group, info, afterLsn, untilLsn, onRecord, record)) break;
       info.committedBytes = frame.next;
+      info.endOfCommitted = frame.next;
       if (info.lastLsn >= untilLsn) {
         // Stopping early: what follows is not examined, so it is not judged torn either.
         info.committedBytes = buf.length;
@@ -291,6 +327,15 @@ function scanSegment(
     offset = frame.next;
   }
   return info;
+}
+
+/** Whether a valid commit marker for `at.lsn`, carrying `at.chain`, ends exactly at `at.offset`. */
+function resumable(buf: Buffer, at: LogPosition): boolean {
+  const markerStart = at.offset - alignUp(FRAME_HEADER_BYTES + COMMIT_PAYLOAD_BYTES);
+  if (markerStart < SEGMENT_HEADER_BYTES || at.offset > buf.length) return false;
+  const parsed = parseFrame(buf, markerStart, buf.length);
+  if (!parsed.ok || !isCommitMarker(parsed.frame) || parsed.frame.lsn !== at.lsn) return false;
+  return parsed.frame.next === at.offset && readCommitPayload(buf, parsed.frame)?.chain === at.chain;
 }
 
 function commitGroup(

@@ -4,7 +4,8 @@ import type { IdempotencyLimits } from '../engine/idempotency.ts';
 import { MaterializedState } from '../engine/materialized-state.ts';
 import { compileDefinition } from '../engine/registry.ts';
 import { EngramError } from '../errors.ts';
-import { scanLog } from '../log/reader.ts';
+import { SEGMENT_HEADER_BYTES } from '../log/format.ts';
+import { type ScanResult, scanLog } from '../log/reader.ts';
 import type { FileSystem } from '../storage/file-system.ts';
 import { loadNewestValid, pruneSnapshots, type SnapshotFallback } from './catalog.ts';
 import { writeSnapshotFile } from './snapshot-file.ts';
@@ -98,7 +99,13 @@ export async function buildSnapshot(options: BuildSnapshotOptions): Promise<Snap
   const written = await writeSnapshotFile(
     fs,
     snapshotsDir(dataDir),
-    { lsn: targetLsn, createdAtMs: (options.clock ?? Date.now)(), stateHash, chain: scan.chain },
+    {
+      lsn: targetLsn,
+      createdAtMs: (options.clock ?? Date.now)(),
+      stateHash,
+      chain: scan.chain,
+      logPosition: positionAt(scan, targetLsn),
+    },
     base.encodeImage(),
   );
   const kept = await pruneSnapshots(fs, snapshotsDir(dataDir), options.keep);
@@ -113,4 +120,11 @@ export async function buildSnapshot(options: BuildSnapshotOptions): Promise<Snap
     fallbacks,
     oldestKeptLsn: kept.at(-1)?.lsn ?? targetLsn,
   };
+}
+
+/** The log position just past `lsn`, if the scan ended exactly there (it stops at the target LSN). */
+function positionAt(scan: ScanResult, lsn: number): { segmentBaseLsn: number; offset: number } | undefined {
+  const segment = scan.segments.at(-1);
+  if (!segment || segment.lastLsn !== lsn || segment.endOfCommitted <= SEGMENT_HEADER_BYTES) return undefined;
+  return { segmentBaseLsn: segment.baseLsn, offset: segment.endOfCommitted };
 }

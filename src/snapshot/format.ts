@@ -8,8 +8,10 @@
  *  16  8  snapshot LSN: the state is exactly the result of applying records 1..LSN
  *  24  8  created at (ms since the epoch, f64)
  *  32  8  state hash (hashState of [state, idempotency window], 16 hex digits as 8 bytes)
- *  40  8  log chain value at LSN (u32) + reserved (u32, 0)
- *  48  12 reserved, 0
+ *  40  4  log chain value at LSN
+ *  44  4  byte offset in its segment just past LSN's commit marker (0: not recorded)
+ *  48  8  base LSN of that segment (0: not recorded)
+ *  56  4  reserved, 0
  *  60  4  CRC-32C of bytes [0, 60)
  * Chunks, each: u32 length (1..SNAPSHOT_CHUNK_BYTES_MAX), u32 CRC-32C of the bytes, the bytes.
  * End marker: u32 0.

@@ -22,6 +22,11 @@ export interface SnapshotHeader {
   createdAtMs: number;
   stateHash: string;
   chain: number;
+  /**
+   * Where the log continues after `lsn` (segment and byte offset), when the builder knew it: recovery then
+   * starts reading there. Absent in snapshots that did not record it (the reserved bytes were zero).
+   */
+  logPosition?: { segmentBaseLsn: number; offset: number };
 }
 
 function writeU64(buf: Buffer, value: number, offset: number): void {
@@ -40,6 +45,10 @@ export function encodeSnapshotHeader(
   buf.writeDoubleLE(header.createdAtMs, 24);
   Buffer.from(header.stateHash, 'hex').copy(buf, 32, 0, 8);
   buf.writeUInt32LE(header.chain, 40);
+  if (header.logPosition) {
+    buf.writeUInt32LE(header.logPosition.offset, 44);
+    writeU64(buf, header.logPosition.segmentBaseLsn, 48);
+  }
   buf.writeUInt32LE(crc32c(buf, 0, 60), 60);
   return buf;
 }
@@ -64,6 +73,10 @@ export function parseSnapshotHeader(
       createdAtMs: buf.readDoubleLE(24),
       stateHash: buf.subarray(32, 40).toString('hex'),
       chain: buf.readUInt32LE(40),
+      logPosition:
+        buf.readUInt32LE(44) > 0
+          ? { segmentBaseLsn: readU64(buf, 48), offset: buf.readUInt32LE(44) }
+          : undefined,
     },
   };
 }

@@ -7,7 +7,7 @@ import { Store } from '../engine/store.ts';
 import { bankDefinition } from '../engine/testing/bank.ts';
 import type { EngramError } from '../errors.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
-import { readSnapshotFile } from './snapshot-file.ts';
+import { readSnapshotFile, writeSnapshotFile } from './snapshot-file.ts';
 
 const tempDir = tempDirs('engram-snap-');
 
@@ -46,6 +46,38 @@ test('a snapshot is the state at exactly its LSN, while writes keep flowing; res
   assert.equal(reopened.recovery.recordsReplayed, 300);
   assert.equal(reopened.stateHash(), finalHash);
   await reopened.close();
+});
+
+test('restart reads the log from where the snapshot ends; a position that does not check out is ignored, not trusted', async () => {
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, { dir });
+  await deposits(store, 0, 400);
+  await store.sync();
+  const built = await store.snapshot();
+  await deposits(store, 400, 250);
+  const finalHash = store.stateHash();
+  await store.close();
+  const { header, payload } = await readSnapshotFile(new NodeFileSystem(), built.file);
+  assert.ok(header.logPosition && header.logPosition.offset > 32, 'the snapshot records where the log goes on');
+  const reopened = await Store.open(bankDefinition, { dir });
+  assert.deepEqual(reopened.recovery.resumedAt?.offset, header.logPosition.offset);
+  assert.equal(reopened.recovery.recordsReplayed, 250);
+  assert.equal(reopened.stateHash(), finalHash);
+  await reopened.close();
+  // The same snapshot claiming a wrong position (valid checksums, wrong offset): recovery must not start
+  // reading mid-frame or cut the log there; it scans the segment from its start.
+  await rm(built.file);
+  await writeSnapshotFile(
+    new NodeFileSystem(),
+    path.join(dir, 'snapshots'),
+    { ...header, logPosition: { ...header.logPosition, offset: header.logPosition.offset - 8 } },
+    payload,
+  );
+  const rescanned = await Store.open(bankDefinition, { dir });
+  assert.equal(rescanned.recovery.resumedAt, undefined);
+  assert.equal(rescanned.recovery.recordsReplayed, 250);
+  assert.equal(rescanned.stateHash(), finalHash);
+  await rescanned.close();
 });
 
 test('the idempotency window and the indexes survive a restart from a snapshot whose log was compacted', async () => {
