@@ -12,6 +12,7 @@
  * snapshot load and replicas agree). `get` returns a fresh view object; mutate through the methods.
  */
 import { KeyIndex } from '../../src/collections/key-index.ts';
+import { typedArrayOver } from '../../src/util/bin.ts';
 import type { Status } from './status.ts';
 
 /** A reservation as read from the table (a copy; changing it changes nothing). */
@@ -65,10 +66,13 @@ function newChunk(): Chunk {
   return { merchant: new Int32Array(CHUNK_SLOTS), status: new Uint8Array(CHUNK_SLOTS), floats };
 }
 
-function columnOf(
-  chunk: Chunk,
-  column: FloatColumn | 'merchant' | 'status',
-): Int32Array | Uint8Array | Float64Array {
+type Column = FloatColumn | 'merchant' | 'status';
+
+function elementBytes(column: Column): number {
+  return column === 'merchant' ? 4 : column === 'status' ? 1 : 8;
+}
+
+function columnOf(chunk: Chunk, column: Column): Int32Array | Uint8Array | Float64Array {
   return column === 'merchant' ? chunk.merchant : column === 'status' ? chunk.status : chunk.floats[column];
 }
 
@@ -212,25 +216,39 @@ export class ReservationTable {
     columns: ReadonlyMap<string, Uint8Array>,
   ): ReservationTable {
     const table = new ReservationTable(merchantIdOf, ids);
-    const chunkCount = Math.ceil(ids.size / CHUNK_SLOTS);
-    for (let c = 0; c < chunkCount; c++) table.chunks.push(newChunk());
+    const rows = ids.size;
     for (const column of ALL_COLUMNS) {
       const source = columns.get(column);
       if (!source) throw new Error(`reservation column '${column}' is missing`);
-      let offset = 0;
-      for (let c = 0; c < chunkCount; c++) {
-        const used = Math.min(CHUNK_SLOTS, ids.size - c * CHUNK_SLOTS);
-        const array = columnOf(table.chunks[c], column);
-        const bytes = used * array.BYTES_PER_ELEMENT;
-        if (offset + bytes > source.length) {
-          throw new Error(`reservation column '${column}' holds fewer than ${ids.size} rows`);
+      const bytes = rows * elementBytes(column);
+      if (source.length !== bytes) {
+        throw new Error(`reservation column '${column}' holds ${source.length} bytes, not ${rows} rows`);
+      }
+    }
+    for (let start = 0; start < rows; start += CHUNK_SLOTS) {
+      const used = Math.min(CHUNK_SLOTS, rows - start);
+      const part = (column: Column) => {
+        const size = elementBytes(column);
+        return columns.get(column)!.subarray(start * size, (start + used) * size);
+      };
+      if (used < CHUNK_SLOTS) {
+        // The last, partial chunk gets room to grow: a copy.
+        const chunk = newChunk();
+        for (const column of ALL_COLUMNS) {
+          const array = columnOf(chunk, column);
+          new Uint8Array(array.buffer, array.byteOffset, used * array.BYTES_PER_ELEMENT).set(part(column));
         }
-        new Uint8Array(array.buffer, array.byteOffset, bytes).set(source.subarray(offset, offset + bytes));
-        offset += bytes;
+        table.chunks.push(chunk);
+        continue;
       }
-      if (offset !== source.length) {
-        throw new Error(`reservation column '${column}' holds more than ${ids.size} rows`);
-      }
+      // A full chunk is never written past its rows: views of the snapshot's memory, no copy.
+      const floats = {} as Record<FloatColumn, Float64Array>;
+      for (const column of FLOAT_COLUMNS) floats[column] = typedArrayOver(Float64Array, part(column), used);
+      table.chunks.push({
+        merchant: typedArrayOver(Int32Array, part('merchant'), used),
+        status: typedArrayOver(Uint8Array, part('status'), used),
+        floats,
+      });
     }
     return table;
   }

@@ -1,10 +1,11 @@
 import { KeyIndex } from '../../src/collections/key-index.ts';
 import type { Codec } from '../../src/engine/codec.ts';
+import { type BinReader, typedArrayOver } from '../../src/util/bin.ts';
 import type { GateState, Merchant } from './domain.ts';
 import { ALL_COLUMNS, ReservationTable } from './reservation-table.ts';
 
 /** Layout version of the state below; a snapshot of another layout is refused (restart falls back). */
-const STATE_LAYOUT = 2;
+const STATE_LAYOUT = 3;
 
 /**
  * balance-gate's snapshot encoding: merchants as records, reservations as raw bytes (their ids' UTF-8 bytes
@@ -13,9 +14,11 @@ const STATE_LAYOUT = 2;
  *   u8 layout (2)
  *   varuint merchant count, per merchant: id, credited, available, held, captured (f64), next sequence (f64)
  *   varuint reservation count
- *   id chunks (65,536 ids each, the last one partial): varuint count, (count + 1) u32 offsets, then
- *     varuint byte length + the id bytes (u32 arrays little-endian)
- *   per column: varuint byte length + bytes
+ *   id chunks (65,536 ids each, the last one partial): varuint count, zero padding to a multiple of 8
+ *     (from the payload's start), (count + 1) u32 offsets, then varuint byte length + the id bytes
+ *   per column: varuint byte length, zero padding to a multiple of 8, the bytes
+ * Typed arrays are little-endian and 8-aligned in the payload, so a loaded snapshot's full chunks are views
+ * of its buffer rather than copies.
  */
 /**
  * Made outside `decode`: a closure created there would share its scope, and so keep the whole snapshot
@@ -23,6 +26,13 @@ const STATE_LAYOUT = 2;
  */
 function merchantIdResolver(merchantList: Merchant[]): (index: number) => string {
   return (index) => merchantList[index].id;
+}
+
+/** Skips what `BinWriter.padTo(8)` wrote: positions count from the payload's start on both sides. */
+function skipPadding(r: BinReader): void {
+  while (r.pos % 8 !== 0) {
+    if (r.u8() !== 0) throw new Error(`non-zero padding at payload offset ${r.pos - 1}`);
+  }
 }
 
 export const gateStateCodec: Codec<GateState> = {
@@ -41,6 +51,7 @@ export const gateStateCodec: Codec<GateState> = {
     w.varuint(table.size);
     for (const chunk of table.idChunks()) {
       w.varuint(chunk.count);
+      w.padTo(8);
       w.raw(new Uint8Array(chunk.offsets.buffer, chunk.offsets.byteOffset, chunk.offsets.byteLength));
       w.varuint(chunk.bytes.length);
       w.raw(chunk.bytes);
@@ -48,6 +59,7 @@ export const gateStateCodec: Codec<GateState> = {
     for (const column of ALL_COLUMNS) {
       const parts = [...table.columnBytes(column)];
       w.varuint(parts.reduce((n, p) => n + p.length, 0));
+      w.padTo(8);
       for (const part of parts) w.raw(part);
     }
   },
@@ -80,16 +92,18 @@ export const gateStateCodec: Codec<GateState> = {
       const chunkCount = r.varuint();
       if (chunkCount < 1 || read + chunkCount > count)
         throw new Error('reservation id chunks exceed the count');
-      const offsetBytes = r.raw((chunkCount + 1) * 4);
-      // Copied: the bytes' position in the payload need not be 4-aligned for a Uint32Array view.
-      const offsets = new Uint32Array(chunkCount + 1);
-      new Uint8Array(offsets.buffer).set(offsetBytes);
+      skipPadding(r);
+      const offsets = typedArrayOver(Uint32Array, r.raw((chunkCount + 1) * 4), chunkCount + 1);
       idChunks.push({ count: chunkCount, offsets, bytes: r.raw(r.varuint()) });
       read += chunkCount;
     }
     const ids = KeyIndex.fromChunks(idChunks);
     const columns = new Map<string, Uint8Array>();
-    for (const column of ALL_COLUMNS) columns.set(column, r.raw(r.varuint()));
+    for (const column of ALL_COLUMNS) {
+      const length = r.varuint();
+      skipPadding(r);
+      columns.set(column, r.raw(length));
+    }
     const reservations = ReservationTable.fromColumns(merchantIdResolver(merchantList), ids, columns);
     return { merchants, merchantList, reservations };
   },

@@ -150,7 +150,8 @@ export class KeyIndex {
 
   /**
    * Rebuilds an index from `chunksForSnapshot` output (full chunks first, as written). The hash table is
-   * rebuilt from the key bytes: it is derived data, so a snapshot does not carry it.
+   * rebuilt from the key bytes: it is derived data, so a snapshot does not carry it. Full chunks' arrays are
+   * used in place (not copied): the caller must not change them afterwards.
    */
   static fromChunks(chunks: Iterable<{ count: number; offsets: Uint32Array; bytes: Uint8Array }>): KeyIndex {
     const index = new KeyIndex();
@@ -165,11 +166,16 @@ export class KeyIndex {
       for (let i = 0; i < part.count; i++) {
         if (offsets[i + 1] < offsets[i]) throw new Error(`key chunk offsets decrease at key ${i}`);
       }
-      const chunkOffsets = new Uint32Array(KEY_CHUNK_SLOTS + 1);
-      chunkOffsets.set(offsets);
-      const arena = Buffer.allocUnsafe(Math.max(INITIAL_ARENA_BYTES, bytes.length));
-      arena.set(bytes);
-      index.chunks.push({ arena, offsets: chunkOffsets });
+      if (part.count === KEY_CHUNK_SLOTS) {
+        // A full chunk is never appended to: it keeps the caller's memory (a snapshot's, without a copy).
+        index.chunks.push({ arena: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), offsets });
+      } else {
+        const chunkOffsets = new Uint32Array(KEY_CHUNK_SLOTS + 1);
+        chunkOffsets.set(offsets);
+        const arena = Buffer.allocUnsafe(Math.max(INITIAL_ARENA_BYTES, bytes.length));
+        arena.set(bytes);
+        index.chunks.push({ arena, offsets: chunkOffsets });
+      }
       index.count += part.count;
     }
     // Hash every key first, so each shard's table is allocated once at its final size: growing them while

@@ -252,3 +252,26 @@ export function readU64(buf: Uint8Array, offset: number): number {
   const view = buf as Buffer;
   return view.readUInt32LE(offset + 4) * 0x1_0000_0000 + view.readUInt32LE(offset);
 }
+
+type TypedArrayOf<T> = T extends {
+  new (buffer: ArrayBufferLike, byteOffset: number, length: number): infer A;
+}
+  ? A
+  : never;
+
+/**
+ * `length` elements of a typed array over `bytes` without copying when its position allows (aligned to
+ * the element size), else a copy. Large snapshot columns load as views of the file's buffer.
+ */
+export function typedArrayOver<
+  C extends Float64ArrayConstructor | Int32ArrayConstructor | Uint32ArrayConstructor | Uint8ArrayConstructor,
+>(type: C, bytes: Uint8Array, length: number): TypedArrayOf<C> {
+  const size = type.BYTES_PER_ELEMENT;
+  if (bytes.length < length * size) throw new RangeError(`need ${length * size} bytes, have ${bytes.length}`);
+  if (bytes.byteOffset % size === 0) {
+    return new (type as Float64ArrayConstructor)(bytes.buffer, bytes.byteOffset, length) as TypedArrayOf<C>;
+  }
+  const copy = new (type as Float64ArrayConstructor)(length);
+  new Uint8Array(copy.buffer).set(bytes.subarray(0, length * size));
+  return copy as TypedArrayOf<C>;
+}
