@@ -70,15 +70,42 @@ export type FrameParse = { ok: true; frame: FrameView } | { ok: false; reason: s
  * snapshot covers; `engram verify` checks every frame); commit markers are always verified.
  */
 export function parseFrame(buf: Buffer, offset: number, end: number, checksumAfterLsn = -1): FrameParse {
-  if (offset + FRAME_HEADER_BYTES > end) return { ok: false, reason: 'incomplete frame header' };
+  const frame = newFrameView();
+  const failure = readFrameInto(buf, offset, end, checksumAfterLsn, frame);
+  return failure === undefined ? { ok: true, frame } : { ok: false, reason: failure };
+}
+
+export function newFrameView(): FrameView {
+  return {
+    offset: 0,
+    lsn: 0,
+    type: 0,
+    version: 0,
+    flags: 0,
+    crc: 0,
+    payloadStart: 0,
+    payloadEnd: 0,
+    next: 0,
+  };
+}
+
+/**
+ * `parseFrame` into a caller's FrameView (scans reuse a pool of them: one object per frame adds up over
+ * millions): returns undefined when the frame is valid, else why not (then `out` is unspecified).
+ */
+export function readFrameInto(
+  buf: Buffer,
+  offset: number,
+  end: number,
+  checksumAfterLsn: number,
+  out: FrameView,
+): string | undefined {
+  if (offset + FRAME_HEADER_BYTES > end) return 'incomplete frame header';
   const v = viewOf(buf);
   const length = v.getUint32(offset, true);
-  if (length === 0) return { ok: false, reason: 'zero frame length (end of written data)' };
-  if (length < FRAME_HEADER_BYTES || length > FRAME_BYTES_MAX) {
-    return { ok: false, reason: `impossible frame length ${length}` };
-  }
-  if (offset + length > end)
-    return { ok: false, reason: `frame of ${length} bytes runs past the end of the file` };
+  if (length === 0) return 'zero frame length (end of written data)';
+  if (length < FRAME_HEADER_BYTES || length > FRAME_BYTES_MAX) return `impossible frame length ${length}`;
+  if (offset + length > end) return `frame of ${length} bytes runs past the end of the file`;
   const crc = v.getUint32(offset + 4, true);
   const lsn = v.getUint32(offset + 12, true) * 0x1_0000_0000 + v.getUint32(offset + 8, true);
   const type = v.getUint16(offset + 16, true);
@@ -86,23 +113,19 @@ export function parseFrame(buf: Buffer, offset: number, end: number, checksumAft
     (lsn > checksumAfterLsn || type === COMMIT_MARKER_TYPE) &&
     crc32c(buf, offset + 8, offset + length) !== crc
   ) {
-    return { ok: false, reason: 'frame checksum mismatch' };
+    return 'frame checksum mismatch';
   }
-  if (v.getUint16(offset + 22, true) !== 0) return { ok: false, reason: 'reserved frame bytes are not zero' };
-  return {
-    ok: true,
-    frame: {
-      offset,
-      lsn,
-      type,
-      version: v.getUint16(offset + 18, true),
-      flags: v.getUint16(offset + 20, true),
-      crc,
-      payloadStart: offset + FRAME_HEADER_BYTES,
-      payloadEnd: offset + length,
-      next: offset + alignUp(length),
-    },
-  };
+  if (v.getUint16(offset + 22, true) !== 0) return 'reserved frame bytes are not zero';
+  out.offset = offset;
+  out.lsn = lsn;
+  out.type = type;
+  out.version = v.getUint16(offset + 18, true);
+  out.flags = v.getUint16(offset + 20, true);
+  out.crc = crc;
+  out.payloadStart = offset + FRAME_HEADER_BYTES;
+  out.payloadEnd = offset + length;
+  out.next = offset + alignUp(length);
+  return undefined;
 }
 
 export interface CommitPayload {

@@ -16,9 +16,11 @@ import {
   chainStep,
   type FrameView,
   isCommitMarker,
+  newFrameView,
   parseFrame,
   parseSegmentHeader,
   readCommitPayload,
+  readFrameInto,
 } from './frame.ts';
 
 /** A committed record as recovery hands it out; `buf` is only valid during the callback. */
@@ -264,8 +266,10 @@ function corruption(
   );
 }
 
+/** The frames read since the last commit marker: `count` of the pooled `frames`, reused group after group. */
 interface PendingGroup {
   frames: FrameView[];
+  count: number;
 }
 
 function scanSegment(
@@ -295,7 +299,8 @@ function scanSegment(
     chainEnd: chainStart,
     recordsByType: new Map(),
   };
-  const group: PendingGroup = { frames: [] };
+  const group: PendingGroup = { frames: [], count: 0 };
+  const marker = newFrameView();
   const record: LogRecord = { lsn: 0, type: 0, version: 0, flags: 0, buf, payloadStart: 0, payloadEnd: 0 };
   let offset = SEGMENT_HEADER_BYTES;
   if (start && start.segmentBaseLsn === baseLsn && resumable(buf, start)) {
@@ -307,26 +312,40 @@ function scanSegment(
     info.resumedAt = start.offset;
   }
   while (offset < buf.length) {
-    const parsed = parseFrame(buf, offset, buf.length, checksumAfterLsn);
-    if (!parsed.ok) break;
-    const frame = parsed.frame;
+    if (group.count === group.frames.length) group.frames.push(newFrameView());
+    const frame = group.frames[group.count];
+    if (readFrameInto(buf, offset, buf.length, checksumAfterLsn, frame) !== undefined) break;
     if (isCommitMarker(frame)) {
-      if (!commitGroup(buf, frame, group, info, afterLsn, untilLsn, onRecord, record)) break;
-      info.committedBytes = frame.next;
-      info.endOfCommitted = frame.next;
+      copyFrame(frame, marker);
+      if (!commitGroup(buf, marker, group, info, afterLsn, untilLsn, onRecord, record)) break;
+      info.committedBytes = marker.next;
+      info.endOfCommitted = marker.next;
       if (info.lastLsn >= untilLsn) {
         // Stopping early: what follows is not examined, so it is not judged torn either.
         info.committedBytes = buf.length;
         break;
       }
+      offset = marker.next;
     } else {
-      const last = group.frames.length > 0 ? group.frames[group.frames.length - 1].lsn : info.lastLsn;
+      const last = group.count > 0 ? group.frames[group.count - 1].lsn : info.lastLsn;
       if (frame.lsn !== last + 1) break;
-      group.frames.push(frame);
+      group.count++;
+      offset = frame.next;
     }
-    offset = frame.next;
   }
   return info;
+}
+
+function copyFrame(from: FrameView, to: FrameView): void {
+  to.offset = from.offset;
+  to.lsn = from.lsn;
+  to.type = from.type;
+  to.version = from.version;
+  to.flags = from.flags;
+  to.crc = from.crc;
+  to.payloadStart = from.payloadStart;
+  to.payloadEnd = from.payloadEnd;
+  to.next = from.next;
 }
 
 /** Whether a valid commit marker for `at.lsn`, carrying `at.chain`, ends exactly at `at.offset`. */
@@ -350,12 +369,14 @@ function commitGroup(
 ): boolean {
   const payload = readCommitPayload(buf, marker);
   const frames = group.frames;
-  if (!payload || frames.length === 0 || payload.recordCount !== frames.length) return false;
-  if (frames[0].lsn !== payload.firstLsn || frames[frames.length - 1].lsn !== marker.lsn) return false;
+  const count = group.count;
+  if (!payload || count === 0 || payload.recordCount !== count) return false;
+  if (frames[0].lsn !== payload.firstLsn || frames[count - 1].lsn !== marker.lsn) return false;
   let chain = info.chainEnd;
-  for (const frame of frames) chain = chainStep(chain, frame.crc);
+  for (let i = 0; i < count; i++) chain = chainStep(chain, frames[i].crc);
   if (chain !== payload.chain) return false;
-  for (const frame of frames) {
+  for (let i = 0; i < count; i++) {
+    const frame = frames[i];
     info.recordsByType.set(frame.type, (info.recordsByType.get(frame.type) ?? 0) + 1);
     if (onRecord && frame.lsn > afterLsn && frame.lsn <= untilLsn) {
       record.lsn = frame.lsn;
@@ -368,11 +389,11 @@ function commitGroup(
       onRecord(record);
     }
   }
-  info.records += frames.length;
+  info.records += count;
   info.groups += 1;
   info.lastLsn = marker.lsn;
   info.chainEnd = chain;
-  group.frames = [];
+  group.count = 0;
   return true;
 }
 

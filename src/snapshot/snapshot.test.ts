@@ -58,7 +58,10 @@ test('restart reads the log from where the snapshot ends; a position that does n
   const finalHash = store.stateHash();
   await store.close();
   const { header, payload } = await readSnapshotFile(new NodeFileSystem(), built.file);
-  assert.ok(header.logPosition && header.logPosition.offset > 32, 'the snapshot records where the log goes on');
+  assert.ok(
+    header.logPosition && header.logPosition.offset > 32,
+    'the snapshot records where the log goes on',
+  );
   const reopened = await Store.open(bankDefinition, { dir });
   assert.deepEqual(reopened.recovery.resumedAt?.offset, header.logPosition.offset);
   assert.equal(reopened.recovery.recordsReplayed, 250);
