@@ -147,6 +147,7 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
     result.firstLsn = entries[0].baseLsn;
     result.lastLsn = entries[0].baseLsn - 1;
   }
+  let prefetched: { index: number; read: Promise<Uint8Array> } | undefined;
   for (let i = 0; i < entries.length; i++) {
     const file = path.join(dir, entries[i].name);
     const isLast = i === entries.length - 1;
@@ -157,7 +158,14 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
       bytesDone += sizes[i] ?? 0;
       continue;
     }
-    const buf = asBuffer(await fs.readFile(file));
+    const buf = asBuffer(await (prefetched?.index === i ? prefetched.read : fs.readFile(file)));
+    prefetched = undefined;
+    if (!isLast) {
+      // Read the next segment while this one is parsed: recovery is then bound by the CPU, not the disk too.
+      const read = fs.readFile(path.join(dir, entries[i + 1].name));
+      read.catch(() => undefined); // awaited when used; left unread if the scan stops early
+      prefetched = { index: i + 1, read };
+    }
     const header = parseSegmentHeader(buf);
     if (!header.ok) {
       if (isLast && buf.length <= SEGMENT_HEADER_BYTES) {
