@@ -1,4 +1,4 @@
-import { assert } from '../errors.ts';
+import { AssertionFailure } from '../errors.ts';
 import type { LogRecord } from '../log/reader.ts';
 import { plainDataCodec } from '../snapshot/plain-data-codec.ts';
 import { BinReader, BinWriter } from '../util/bin.ts';
@@ -53,10 +53,10 @@ export class MaterializedState<S, I> {
 
   /** Applies one committed record from the log (recovery, snapshot building, replicas). */
   replay(record: LogRecord): void {
-    assert(
-      record.lsn === this.lsnApplied + 1,
-      `replay out of order: LSN ${record.lsn} after ${this.lsnApplied}`,
-    );
+    // Not assert(cond, `message`): the template would be built for every record replayed.
+    if (record.lsn !== this.lsnApplied + 1) {
+      throw new AssertionFailure(`replay out of order: LSN ${record.lsn} after ${this.lsnApplied}`);
+    }
     this.meta.lsn = record.lsn;
     const decoded = this.records.read(record, this.applyReplayed);
     this.lsnApplied = record.lsn;

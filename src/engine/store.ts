@@ -456,7 +456,9 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     const decision = def.decide(this.m.state, command, this.ctx);
     const events = decision.events;
     if (decision.unrecorded) {
-      assert(events.length === 0, `command '${compiled.name}' returned events in an unrecorded decision`);
+      if (events.length !== 0) {
+        throw new AssertionFailure(`command '${compiled.name}' returned events in an unrecorded decision`);
+      }
       this.observer.onCommand?.(compiled.name, 'duplicate');
       this.lastValue = decision.result;
       return this.m.lsnApplied;

@@ -1,4 +1,4 @@
-import { assert } from '../errors.ts';
+import { AssertionFailure } from '../errors.ts';
 import { readU64 } from '../util/bin.ts';
 import { crc32c, crc32cU32 } from './crc32c.ts';
 import {
@@ -48,7 +48,9 @@ export function sealFrame(
   flags: number,
 ): number {
   const length = end - start;
-  assert(length >= FRAME_HEADER_BYTES && length <= FRAME_BYTES_MAX, `frame length ${length} out of range`);
+  if (length < FRAME_HEADER_BYTES || length > FRAME_BYTES_MAX) {
+    throw new AssertionFailure(`frame length ${length} out of range`);
+  }
   const v = viewOf(buf);
   v.setUint32(start, length, true);
   v.setUint32(start + 8, lsn >>> 0, true);
