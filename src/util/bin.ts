@@ -228,6 +228,7 @@ export class BinReader {
 
   string(): string {
     const length = this.varuint();
+    if (length === 0) return ''; // every record without an idempotency key: no call into C++ for it
     this.need(length);
     const v = this.buf.toString('utf8', this.pos, this.pos + length);
     this.pos += length;
