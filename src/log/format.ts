@@ -23,11 +23,15 @@
  *   .  .  zero padding to the next multiple of 8
  *
  * Every group commit (one write + fdatasync) ends with a commit marker frame whose LSN is the last record's
- * LSN and whose payload is:
+ * LSN and whose payload is (COMMIT_PAYLOAD_BYTES = 24; format version 1 had only the first 16):
  *   0  8  first LSN of the group
  *   8  4  record count of the group
  *  12  4  chain value: CRC-32C over the 4-byte LE CRCs of the group's frames, seeded with the previous
  *         group's chain value (or the segment header's). It ties every group to all groups before it.
+ *  16  4  group checksum: CRC-32C of every byte of the group's frames (headers and padding included), from
+ *         the first frame's offset to the marker's. Recovery checks a group with one native call instead of
+ *         one per frame, and falls back to the frame checksums to find damage.
+ *  20  4  reserved, 0
  *
  * A record is committed iff it is followed by a valid commit marker covering it. Records after the last
  * valid commit marker were never acknowledged at the `disk` ack point and form the torn tail.
@@ -35,12 +39,17 @@
 import { lsnFileName, parseLsnFileName } from '../util/lsn-file-name.ts';
 
 export const SEGMENT_MAGIC = Buffer.from('ENGRAMWL', 'latin1');
-export const LOG_FORMAT_VERSION = 1;
+export const LOG_FORMAT_VERSION = 2;
+/** Oldest segment format this build reads (version 1: commit markers without the group checksum). */
+export const LOG_FORMAT_VERSION_MIN = 1;
 export const SEGMENT_HEADER_BYTES = 32;
 export const FRAME_HEADER_BYTES = 24;
 export const FRAME_ALIGNMENT = 8;
 export const COMMIT_MARKER_TYPE = 0xffff;
-export const COMMIT_PAYLOAD_BYTES = 16;
+export const COMMIT_PAYLOAD_BYTES = 24;
+export const COMMIT_PAYLOAD_BYTES_V1 = 16;
+/** Commit marker frame sizes, newest first (a frame's length tells which it is). */
+export const COMMIT_FRAME_SIZES = [24 + COMMIT_PAYLOAD_BYTES, 24 + COMMIT_PAYLOAD_BYTES_V1] as const;
 export const FLAG_IGNORABLE = 0x1;
 /** A frame larger than this is corruption or a bug: no record may be that big. */
 export const FRAME_BYTES_MAX = 64 * 1024 * 1024;

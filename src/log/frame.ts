@@ -5,9 +5,11 @@ import {
   alignUp,
   COMMIT_MARKER_TYPE,
   COMMIT_PAYLOAD_BYTES,
+  COMMIT_PAYLOAD_BYTES_V1,
   FRAME_BYTES_MAX,
   FRAME_HEADER_BYTES,
   LOG_FORMAT_VERSION,
+  LOG_FORMAT_VERSION_MIN,
   SEGMENT_HEADER_BYTES,
   SEGMENT_MAGIC,
 } from './format.ts';
@@ -134,6 +136,8 @@ export interface CommitPayload {
   firstLsn: number;
   recordCount: number;
   chain: number;
+  /** CRC-32C of the group's frame bytes; undefined in format-1 markers, which did not carry it. */
+  groupCrc: number | undefined;
 }
 
 export function isCommitMarker(frame: FrameView): boolean {
@@ -141,12 +145,38 @@ export function isCommitMarker(frame: FrameView): boolean {
 }
 
 export function readCommitPayload(buf: Buffer, frame: FrameView): CommitPayload | undefined {
-  if (frame.payloadEnd - frame.payloadStart !== COMMIT_PAYLOAD_BYTES) return undefined;
+  const size = frame.payloadEnd - frame.payloadStart;
+  if (size !== COMMIT_PAYLOAD_BYTES && size !== COMMIT_PAYLOAD_BYTES_V1) return undefined;
   return {
     firstLsn: readU64(buf, frame.payloadStart),
     recordCount: buf.readUInt32LE(frame.payloadStart + 8),
     chain: buf.readUInt32LE(frame.payloadStart + 12),
+    groupCrc: size === COMMIT_PAYLOAD_BYTES ? buf.readUInt32LE(frame.payloadStart + 16) : undefined,
   };
+}
+
+/**
+ * Whether the `count` frames before `marker` are intact: by the group checksum when the marker has one (any
+ * mismatch fails, even one only in padding), else frame by frame. What a snapshot covers (at or below
+ * `checksumAfterLsn`) is not checked: a group wholly below it, or in a format-1 group, its frames below it.
+ */
+export function groupIntact(
+  buf: Buffer,
+  frames: readonly FrameView[],
+  count: number,
+  marker: FrameView,
+  payload: CommitPayload,
+  checksumAfterLsn: number,
+): boolean {
+  if (count === 0) return false;
+  if (marker.lsn <= checksumAfterLsn) return true; // wholly covered by a snapshot: not read, not checked
+  if (payload.groupCrc !== undefined)
+    return crc32c(buf, frames[0].offset, marker.offset) === payload.groupCrc;
+  for (let i = 0; i < count; i++) {
+    const f = frames[i];
+    if (f.lsn > checksumAfterLsn && crc32c(buf, f.offset + 8, f.payloadEnd) !== f.crc) return false;
+  }
+  return true;
 }
 
 /** Folds one frame CRC into a chain value: CRC-32C of its 4 little-endian bytes, continuing `chain`. */
@@ -182,10 +212,10 @@ export function parseSegmentHeader(buf: Buffer): SegmentHeaderParse {
   if (crc32c(buf, 0, 28) !== buf.readUInt32LE(28))
     return { ok: false, reason: 'segment header checksum mismatch' };
   const formatVersion = buf.readUInt32LE(8);
-  if (formatVersion !== LOG_FORMAT_VERSION) {
+  if (formatVersion < LOG_FORMAT_VERSION_MIN || formatVersion > LOG_FORMAT_VERSION) {
     return {
       ok: false,
-      reason: `unsupported log format version ${formatVersion} (this build reads ${LOG_FORMAT_VERSION})`,
+      reason: `unsupported log format version ${formatVersion} (this build reads ${LOG_FORMAT_VERSION_MIN}..${LOG_FORMAT_VERSION})`,
     };
   }
   return {

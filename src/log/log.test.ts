@@ -7,8 +7,8 @@ import { tempDirs } from '../../test/support/temp-dirs.ts';
 import type { EngramError } from '../errors.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
 import type { FlushPolicy } from './flush-policy.ts';
-import { FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES } from './format.ts';
-import { parseFrame, sealFrame } from './frame.ts';
+import { alignUp, COMMIT_MARKER_TYPE, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES } from './format.ts';
+import { chainStep, encodeSegmentHeader, parseFrame, sealFrame } from './frame.ts';
 import { openLog } from './log.ts';
 import { scanLog } from './reader.ts';
 
@@ -197,6 +197,53 @@ test('records a snapshot covers are not checksummed at recovery; verifying every
   );
   await assert.rejects(scanLog(fs, dir, { verifyAll: true }), (e: EngramError) => e.code === 'corruption');
   await assert.rejects(scanLog(fs, dir, { afterLsn: 0 }), (e: EngramError) => e.code === 'corruption');
+});
+
+test('a format-1 segment (commit markers without a group checksum) is read, and the writer continues it', async () => {
+  const dir = await tempDir();
+  // Built by hand the way format 1 wrote it: two records and a 16-byte commit marker payload.
+  const parts: Buffer[] = [encodeSegmentHeader({ formatVersion: 1, epoch: 0, baseLsn: 1, chain: 0 })];
+  let chain = 0;
+  for (const lsn of [1, 2]) {
+    const payload = Buffer.from(`v1-record-${lsn}`);
+    const frame = Buffer.alloc(alignUp(FRAME_HEADER_BYTES + payload.length + 1));
+    frame[FRAME_HEADER_BYTES] = payload.length;
+    payload.copy(frame, FRAME_HEADER_BYTES + 1);
+    chain = chainStep(chain, sealFrame(frame, 0, FRAME_HEADER_BYTES + 1 + payload.length, lsn, 7, 1, 0));
+    parts.push(frame);
+  }
+  const marker = Buffer.alloc(FRAME_HEADER_BYTES + 16);
+  marker.writeUInt32LE(1, FRAME_HEADER_BYTES); // first LSN (u64 low half)
+  marker.writeUInt32LE(2, FRAME_HEADER_BYTES + 8);
+  marker.writeUInt32LE(chain, FRAME_HEADER_BYTES + 12);
+  sealFrame(marker, 0, marker.length, 2, COMMIT_MARKER_TYPE, 1, 0);
+  parts.push(marker);
+  await writeFile(path.join(dir, 'wal-00000000000000000001.log'), Buffer.concat(parts));
+  assert.deepEqual(await readAll(dir), [
+    { lsn: 1, payload: 'v1-record-1' },
+    { lsn: 2, payload: 'v1-record-2' },
+  ]);
+  const appended = await writeLog(dir, [2]);
+  assert.deepEqual(
+    (await readAll(dir)).map((r) => r.lsn),
+    [1, 2, ...appended.map((w) => w.lsn)],
+  );
+});
+
+test("damage only in a committed group's padding is caught by the group checksum", async () => {
+  const dir = await tempDir();
+  await writeLog(dir, [1, 1]);
+  const [segment] = await segments(dir);
+  const file = path.join(dir, segment);
+  const content = await readFile(file);
+  // The first record's payload is 'record-1-x' (11 bytes with its length byte): its frame ends before the
+  // 8-byte boundary, and the frame checksum does not cover the padding after it.
+  const frameLength = content.readUInt32LE(SEGMENT_HEADER_BYTES);
+  const padding = SEGMENT_HEADER_BYTES + frameLength;
+  assert.ok(padding % 8 !== 0, 'the test needs a frame with padding');
+  content[padding] ^= 0x40;
+  await writeFile(file, content);
+  await assert.rejects(scanLog(fs, dir, {}), (e: EngramError) => e.code === 'corruption');
 });
 
 test('a flipped bit in the final group with no sign of a torn write is refused, not silently dropped', async () => {

@@ -5,16 +5,16 @@ import { readU64 } from '../util/bin.ts';
 import { crc32c } from './crc32c.ts';
 import {
   alignUp,
+  COMMIT_FRAME_SIZES,
   COMMIT_MARKER_TYPE,
-  COMMIT_PAYLOAD_BYTES,
   FRAME_ALIGNMENT,
-  FRAME_HEADER_BYTES,
   parseSegmentName,
   SEGMENT_HEADER_BYTES,
 } from './format.ts';
 import {
   chainStep,
   type FrameView,
+  groupIntact,
   isCommitMarker,
   newFrameView,
   parseFrame,
@@ -322,10 +322,12 @@ function scanSegment(
   while (offset < buf.length) {
     if (group.count === group.frames.length) group.frames.push(newFrameView());
     const frame = group.frames[group.count];
-    if (readFrameInto(buf, offset, buf.length, checksumAfterLsn, frame) !== undefined) break;
+    // Data frames' checksums are checked per group, at its commit marker (groupIntact); markers' at once.
+    if (readFrameInto(buf, offset, buf.length, Number.POSITIVE_INFINITY, frame) !== undefined) break;
     if (isCommitMarker(frame)) {
       copyFrame(frame, marker);
-      if (!commitGroup(buf, marker, group, info, afterLsn, untilLsn, onRecord, record)) break;
+      if (!commitGroup(buf, marker, group, info, afterLsn, untilLsn, onRecord, record, checksumAfterLsn))
+        break;
       info.committedBytes = marker.next;
       info.endOfCommitted = marker.next;
       if (info.lastLsn >= untilLsn) {
@@ -358,11 +360,14 @@ function copyFrame(from: FrameView, to: FrameView): void {
 
 /** Whether a valid commit marker for `at.lsn`, carrying `at.chain`, ends exactly at `at.offset`. */
 function resumable(buf: Buffer, at: LogPosition): boolean {
-  const markerStart = at.offset - alignUp(FRAME_HEADER_BYTES + COMMIT_PAYLOAD_BYTES);
-  if (markerStart < SEGMENT_HEADER_BYTES || at.offset > buf.length) return false;
-  const parsed = parseFrame(buf, markerStart, buf.length);
-  if (!parsed.ok || !isCommitMarker(parsed.frame) || parsed.frame.lsn !== at.lsn) return false;
-  return parsed.frame.next === at.offset && readCommitPayload(buf, parsed.frame)?.chain === at.chain;
+  if (at.offset > buf.length) return false;
+  return COMMIT_FRAME_SIZES.some((size) => {
+    const markerStart = at.offset - alignUp(size);
+    if (markerStart < SEGMENT_HEADER_BYTES) return false;
+    const parsed = parseFrame(buf, markerStart, buf.length);
+    if (!parsed.ok || !isCommitMarker(parsed.frame) || parsed.frame.lsn !== at.lsn) return false;
+    return parsed.frame.next === at.offset && readCommitPayload(buf, parsed.frame)?.chain === at.chain;
+  });
 }
 
 function commitGroup(
@@ -374,12 +379,14 @@ function commitGroup(
   untilLsn: number,
   onRecord: ScanOptions['onRecord'],
   record: LogRecord,
+  checksumAfterLsn: number,
 ): boolean {
   const payload = readCommitPayload(buf, marker);
   const frames = group.frames;
   const count = group.count;
   if (!payload || count === 0 || payload.recordCount !== count) return false;
   if (frames[0].lsn !== payload.firstLsn || frames[count - 1].lsn !== marker.lsn) return false;
+  if (!groupIntact(buf, frames, count, marker, payload, checksumAfterLsn)) return false;
   let chain = info.chainEnd;
   for (let i = 0; i < count; i++) chain = chainStep(chain, frames[i].crc);
   if (chain !== payload.chain) return false;
@@ -481,15 +488,15 @@ function classifyDamage(file: string, buf: Buffer, info: SegmentInfo, laterSegme
   };
 }
 
-const COMMIT_FRAME_BYTES = FRAME_HEADER_BYTES + COMMIT_PAYLOAD_BYTES;
-
 function markerWithDamagedLength(buf: Buffer, offset: number, lastLsn: number): boolean {
-  if (offset + COMMIT_FRAME_BYTES > buf.length) return false;
-  if (buf.readUInt32LE(offset) === COMMIT_FRAME_BYTES) return false;
-  if (buf.readUInt16LE(offset + 16) !== COMMIT_MARKER_TYPE || buf.readUInt16LE(offset + 22) !== 0)
-    return false;
-  if (crc32c(buf, offset + 8, offset + COMMIT_FRAME_BYTES) !== buf.readUInt32LE(offset + 4)) return false;
-  return readU64(buf, offset + 8) > lastLsn;
+  return COMMIT_FRAME_SIZES.some((size) => {
+    if (offset + size > buf.length) return false;
+    if (buf.readUInt32LE(offset) === size) return false;
+    if (buf.readUInt16LE(offset + 16) !== COMMIT_MARKER_TYPE || buf.readUInt16LE(offset + 22) !== 0)
+      return false;
+    if (crc32c(buf, offset + 8, offset + size) !== buf.readUInt32LE(offset + 4)) return false;
+    return readU64(buf, offset + 8) > lastLsn;
+  });
 }
 
 function validFrameAt(buf: Buffer, offset: number): boolean {

@@ -12,6 +12,7 @@ import {
 import {
   chainStep,
   type FrameView,
+  groupIntact,
   isCommitMarker,
   parseFrame,
   parseSegmentHeader,
@@ -216,7 +217,8 @@ function walkGroups(
       payload.recordCount === frames.length &&
       payload.firstLsn === frames[0].lsn &&
       frame.lsn === frames[frames.length - 1].lsn &&
-      payload.chain === next;
+      payload.chain === next &&
+      groupIntact(buf, frames, frames.length, frame, payload, -1);
     if (!matches) return damaged(offset, 'commit marker does not match its group');
     for (const f of frames) {
       segment.recordsByType.set(f.type, (segment.recordsByType.get(f.type) ?? 0) + 1);

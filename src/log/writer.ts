@@ -3,10 +3,12 @@ import { assert, EngramError } from '../errors.ts';
 import type { FileHandle, FileSystem } from '../storage/file-system.ts';
 import { ioErrorCode } from '../storage/file-system.ts';
 import { BinWriter, readU64 } from '../util/bin.ts';
+import { crc32c } from './crc32c.ts';
 import type { FlushPolicy } from './flush-policy.ts';
 import {
   alignUp,
   COMMIT_MARKER_TYPE,
+  COMMIT_PAYLOAD_BYTES,
   FRAME_HEADER_BYTES,
   LOG_FORMAT_VERSION,
   segmentName,
@@ -44,7 +46,7 @@ export interface FlushStats {
 }
 
 const INITIAL_BUFFER_BYTES = 1024 * 1024;
-const COMMIT_MARKER_BYTES = FRAME_HEADER_BYTES + 16;
+const COMMIT_MARKER_BYTES = FRAME_HEADER_BYTES + COMMIT_PAYLOAD_BYTES;
 /**
  * With no flush in flight, a group this big is written at once rather than at the end of the event-loop
  * turn. Also the `interval` policy's bytes threshold: a memory-acked burst does not wait for the timer.
@@ -267,7 +269,7 @@ export class LogWriter {
       const length = buf.readUInt32LE(offset);
       assert(
         length >= FRAME_HEADER_BYTES && offset + length <= group.pos,
-        `frame at buffer offset ${offset} is malformed`,
+        'a frame in the group is malformed',
       );
       assert(readU64(buf, offset + 8) === firstLsn + i, 'LSNs in a group must be consecutive');
       chain = chainStep(chain, buf.readUInt32LE(offset + 4));
@@ -275,11 +277,14 @@ export class LogWriter {
     }
     assert(offset === group.pos, 'group buffer holds bytes that are not frames');
     const start = group.pos;
+    const groupCrc = crc32c(buf, 0, start);
     group.ensure(COMMIT_MARKER_BYTES);
     group.pos += FRAME_HEADER_BYTES;
     group.u64(firstLsn);
     group.u32(records);
     group.u32(chain);
+    group.u32(groupCrc);
+    group.u32(0);
     sealFrame(group.buf, start, group.pos, lastLsn, COMMIT_MARKER_TYPE, 1, 0);
     group.padTo(8);
     return chain;

@@ -19,9 +19,10 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { Store } from '../../src/engine/store.ts';
 import { bankDefinition } from '../../src/engine/testing/bank.ts';
+import { COMMIT_FRAME_SIZES } from '../../src/log/format.ts';
 
 /** A commit marker: 24-byte frame header + 16-byte payload, already 8-aligned. */
-const COMMIT_MARKER_BYTES = 40;
+const COMMIT_MARKER_BYTES = COMMIT_FRAME_SIZES[0];
 
 async function storeWithTwoAckedGroups(): Promise<{ dir: string; segment: string }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'engram-final-group-'));
