@@ -151,6 +151,28 @@ interface HeldEvent {
   ttlMs: number;
 }
 
+/**
+ * A held event read back from the log: its id stays bytes in the record (replay adds it to the table
+ * without making a string); `reservationId` decodes them only if asked (the expiry index, for a hold with
+ * a TTL). Valid while the record's buffer is, i.e. during its apply.
+ */
+class ReplayedHeld implements HeldEvent {
+  constructor(
+    readonly idBytes: Buffer,
+    readonly idStart: number,
+    readonly idEnd: number,
+    readonly merchantIndex: number,
+    readonly amount: number,
+    readonly sequence: number,
+    readonly expiresAtMs: number,
+    readonly ttlMs: number,
+  ) {}
+
+  get reservationId(): string {
+    return this.idBytes.toString('utf8', this.idStart, this.idEnd);
+  }
+}
+
 const heldCodec: Codec<HeldEvent> = {
   encode(e, w) {
     w.string(e.reservationId);
@@ -161,14 +183,8 @@ const heldCodec: Codec<HeldEvent> = {
     w.f64(e.ttlMs);
   },
   decode(r) {
-    return {
-      reservationId: r.string(),
-      merchantIndex: r.varuint(),
-      amount: r.f64(),
-      sequence: r.f64(),
-      expiresAtMs: r.f64(),
-      ttlMs: r.f64(),
-    };
+    const [idStart, idEnd] = r.stringRange();
+    return new ReplayedHeld(r.buf, idStart, idEnd, r.varuint(), r.f64(), r.f64(), r.f64(), r.f64());
   },
 };
 
@@ -355,7 +371,22 @@ const events = defineEvents<GateState>()({
       m.held += e.amount;
       m.nextSequence = e.sequence + 1;
       checkInvariant(m);
-      addReservation(state, e, m, Status.Held, e.sequence, e.expiresAtMs, meta.lsn);
+      if (e instanceof ReplayedHeld) {
+        state.reservations.addBytes(
+          e.idBytes,
+          e.idStart,
+          e.idEnd,
+          m,
+          e.amount,
+          Status.Held,
+          e.sequence,
+          e.expiresAtMs,
+          e.ttlMs,
+          meta.lsn,
+        );
+      } else {
+        addReservation(state, e, m, Status.Held, e.sequence, e.expiresAtMs, meta.lsn);
+      }
     },
   },
   rejected: {

@@ -76,6 +76,15 @@ function columnOf(chunk: Chunk, column: Column): Int32Array | Uint8Array | Float
   return column === 'merchant' ? chunk.merchant : column === 'status' ? chunk.status : chunk.floats[column];
 }
 
+/** What a row records of its merchant: its index and its balances right after the decision. */
+export interface MerchantBalances {
+  index: number;
+  available: number;
+  held: number;
+  captured: number;
+  credited: number;
+}
+
 /** Every column, in snapshot order. */
 export const ALL_COLUMNS: readonly (FloatColumn | 'merchant' | 'status')[] = [
   'merchant',
@@ -114,7 +123,7 @@ export class ReservationTable {
    */
   add(
     id: string,
-    merchant: { index: number; available: number; held: number; captured: number; credited: number },
+    merchant: MerchantBalances,
     amount: number,
     status: Status,
     sequence: number,
@@ -123,6 +132,38 @@ export class ReservationTable {
     lsn: number,
   ): number {
     const slot = this.ids.add(id);
+    this.fill(slot, merchant, amount, status, sequence, expiresAtMs, ttlMs, lsn);
+    return slot;
+  }
+
+  /** `add` with the id as its UTF-8 bytes `idBytes[idStart, idEnd)` (replay: straight from the record). */
+  addBytes(
+    idBytes: Uint8Array,
+    idStart: number,
+    idEnd: number,
+    merchant: MerchantBalances,
+    amount: number,
+    status: Status,
+    sequence: number,
+    expiresAtMs: number,
+    ttlMs: number,
+    lsn: number,
+  ): number {
+    const slot = this.ids.addBytes(idBytes, idStart, idEnd);
+    this.fill(slot, merchant, amount, status, sequence, expiresAtMs, ttlMs, lsn);
+    return slot;
+  }
+
+  private fill(
+    slot: number,
+    merchant: MerchantBalances,
+    amount: number,
+    status: Status,
+    sequence: number,
+    expiresAtMs: number,
+    ttlMs: number,
+    lsn: number,
+  ): void {
     if ((slot & CHUNK_MASK) === 0) this.chunks.push(newChunk());
     const chunk = this.chunks[slot >>> CHUNK_SHIFT];
     const i = slot & CHUNK_MASK;
@@ -138,7 +179,6 @@ export class ReservationTable {
     f.heldAfter[i] = merchant.held;
     f.capturedAfter[i] = merchant.captured;
     f.creditedAfter[i] = merchant.credited;
-    return slot;
   }
 
   status(slot: number): Status {

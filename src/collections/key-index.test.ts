@@ -102,3 +102,24 @@ test('refuses snapshot chunks that are inconsistent rather than building a wrong
     /chunks must be full/,
   );
 });
+
+test('a key added as its UTF-8 bytes is the same key as the string', () => {
+  const index = new KeyIndex();
+  const keys = ['payout-1', 'päyout-ü-€', '', 'x'.repeat(300)];
+  const buf = Buffer.concat(keys.map((k) => Buffer.concat([Buffer.from('..'), Buffer.from(k)])));
+  let at = 0;
+  for (const [n, key] of keys.entries()) {
+    const start = at + 2;
+    const end = start + Buffer.byteLength(key);
+    assert.equal(index.addBytes(buf, start, end), n);
+    at = end;
+  }
+  for (const [n, key] of keys.entries()) {
+    assert.equal(index.find(key), n);
+    assert.equal(index.key(n), key);
+    assert.throws(() => index.add(key), /already in the index/);
+  }
+  const rebuilt = roundTrip(index);
+  for (const [n, key] of keys.entries()) assert.equal(rebuilt.find(key), n);
+  assert.throws(() => index.addBytes(Buffer.from('payout-1'), 0, 8), /'payout-1' is already in the index/);
+});

@@ -106,18 +106,40 @@ export class KeyIndex {
         `key ${JSON.stringify(key)} holds an unpaired surrogate (not valid Unicode); keys must be well-formed strings`,
       );
     }
+    return this.insert(h, key);
+  }
+
+  /**
+   * `add` for a key given as its UTF-8 bytes (`bytes[start, end)`, e.g. straight from a log record): no
+   * string is made. The bytes must be the encoding of a well-formed string, as BinWriter.string writes it.
+   */
+  addBytes(bytes: Uint8Array, start: number, end: number): number {
+    const length = end - start;
+    if (length > this.encoded.length) this.encoded = Buffer.alloc(length * 2);
+    const encoded = this.encoded;
+    for (let k = 0; k < length; k++) encoded[k] = bytes[start + k];
+    this.encodedLength = length;
+    this.lastAscii = false;
+    this.lastMalformed = false;
+    this.lastKey = undefined;
+    return this.insert(hashKeyBytes(encoded, 0, length), undefined);
+  }
+
+  /** Inserts the key hashed last (`key`, or the bytes in `encoded` when undefined) with hash `h`. */
+  private insert(h: number, key: string | undefined): number {
     const shard = h >>> SHARD_SHIFT;
     let table = this.shards[shard];
     if ((this.shardCounts[shard] + 1) * 2 > table.length >> 1) table = this.grow(shard);
     const mask = (table.length >> 1) - 1;
     let i = h & mask;
     for (; table[2 * i + 1] !== 0; i = (i + 1) & mask) {
-      if (table[2 * i] === h && this.equals(table[2 * i + 1] - 1, key)) {
-        throw new Error(`key '${key}' is already in the index`);
+      if (table[2 * i] === h && this.equals(table[2 * i + 1] - 1, key ?? '')) {
+        const shown = key ?? this.encoded.toString('utf8', 0, this.encodedLength);
+        throw new Error(`key '${shown}' is already in the index`);
       }
     }
     const slot = this.count;
-    this.appendBytes(slot, key);
+    this.appendBytes(slot, key ?? '');
     table[2 * i] = h;
     table[2 * i + 1] = slot + 1;
     this.shardCounts[shard]++;
@@ -326,7 +348,9 @@ export class KeyIndex {
     if (this.lastAscii) {
       for (let k = 0; k < length; k++) arena[start + k] = key.charCodeAt(k);
     } else {
-      this.encoded.copy(arena, start, 0, length);
+      // A loop, not Buffer.copy: keys are tens of bytes, less than the cost of a call into C++.
+      const encoded = this.encoded;
+      for (let k = 0; k < length; k++) arena[start + k] = encoded[k];
     }
     chunk.offsets[i + 1] = start + length;
   }

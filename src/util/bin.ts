@@ -235,6 +235,15 @@ export class BinReader {
     return v;
   }
 
+  /** Skips a string, returning where its UTF-8 bytes are in `buf` (for callers that keep bytes). */
+  stringRange(): [start: number, end: number] {
+    const length = this.varuint();
+    this.need(length);
+    const start = this.pos;
+    this.pos += length;
+    return [start, this.pos];
+  }
+
   bytes(): Buffer {
     const length = this.varuint();
     return this.raw(length);
