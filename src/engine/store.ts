@@ -3,10 +3,10 @@ import { AssertionFailure, assert, EngramError, invalidArgument, OverloadedError
 import type { FlushPolicy } from '../log/flush-policy.ts';
 import { DEFAULT_MEMORY_FLUSH_INTERVAL_MS } from '../log/flush-policy.ts';
 import { openLog } from '../log/log.ts';
-import type { TornTail } from '../log/reader.ts';
+import { readAheadFor, type TornTail } from '../log/reader.ts';
 import type { FlushStats, LogWriter } from '../log/writer.ts';
 import { type SnapshotBuilt, snapshotsDir, walDir } from '../snapshot/build.ts';
-import { loadNewestValid, type SnapshotFallback } from '../snapshot/catalog.ts';
+import { listSnapshots, loadNewestValid, type SnapshotFallback } from '../snapshot/catalog.ts';
 import { parseSnapshotName } from '../snapshot/format.ts';
 import { type SnapshotPolicy, SnapshotScheduler } from '../snapshot/scheduler.ts';
 import type { FileSystem } from '../storage/file-system.ts';
@@ -168,6 +168,9 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
   private async recover(options: StoreOptions, fs: FileSystem): Promise<void> {
     const startMs = performance.now();
     const limits = options.idempotency ?? {};
+    // The log segment replay starts with is read while the newest snapshot loads.
+    const newest = (await listSnapshots(fs, snapshotsDir(options.dir)))[0];
+    const readAhead = await readAheadFor(fs, walDir(options.dir), newest?.lsn ?? 0);
     const { loaded, fallbacks } = await this.loadSnapshot(fs, options.dir, limits);
     const loadMs = performance.now() - startMs;
     this.m = loaded?.state ?? new MaterializedState<S, I>(this.definition as never, this.registry, limits);
@@ -181,6 +184,7 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       policy: options.flushPolicy ?? defaultPolicy(this.ackPoint),
       segmentBytesMax: options.segmentBytesMax ?? DEFAULT_SEGMENT_BYTES_MAX,
       afterLsn: snapshotLsn,
+      readAhead,
       resumeAt:
         loaded?.header.logPosition !== undefined
           ? { ...loaded.header.logPosition, lsn: snapshotLsn, chain: loaded.header.chain }

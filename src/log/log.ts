@@ -1,6 +1,13 @@
 import type { FileSystem } from '../storage/file-system.ts';
 import type { FlushPolicy } from './flush-policy.ts';
-import { type LogPosition, type LogRecord, type ScanResult, scanLog, type TornTail } from './reader.ts';
+import {
+  type LogPosition,
+  type LogRecord,
+  type ScanResult,
+  type SegmentReadAhead,
+  scanLog,
+  type TornTail,
+} from './reader.ts';
 import { LogWriter, type LogWriterOptions } from './writer.ts';
 
 export interface OpenLogOptions {
@@ -12,6 +19,7 @@ export interface OpenLogOptions {
   afterLsn?: number;
   /** Where the log continues after `afterLsn`, from the snapshot (see ScanOptions.resumeAt). */
   resumeAt?: LogPosition;
+  readAhead?: SegmentReadAhead;
   onRecord: (record: LogRecord) => void;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
   writer: Pick<LogWriterOptions, 'onDurable' | 'onFailure' | 'onFlush' | 'onSegmentRolled'>;
@@ -39,6 +47,7 @@ export async function openLog(options: OpenLogOptions): Promise<OpenedLog> {
   const scan = await scanLog(fs, dir, {
     afterLsn: options.afterLsn,
     resumeAt: options.resumeAt,
+    readAhead: options.readAhead,
     onRecord: options.onRecord,
     onProgress: options.onProgress,
   });

@@ -90,6 +90,28 @@ export interface LogPosition {
   chain: number;
 }
 
+export interface SegmentReadAhead {
+  name: string;
+  content: Promise<Uint8Array>;
+}
+
+/**
+ * Starts reading the segment that holds `lsn + 1`, the first record a recovery from a snapshot at `lsn`
+ * replays, so that the read overlaps with loading the snapshot. Undefined when there is no such segment.
+ */
+export async function readAheadFor(
+  fs: FileSystem,
+  dir: string,
+  lsn: number,
+): Promise<SegmentReadAhead | undefined> {
+  const entries = (await fs.exists(dir)) ? await listSegments(fs, dir) : [];
+  const segment = entries.findLast((e) => e.baseLsn <= lsn + 1);
+  if (!segment) return undefined;
+  const content = fs.readFile(path.join(dir, segment.name));
+  content.catch(() => undefined); // awaited by the scan if it gets there; ignored otherwise
+  return { name: segment.name, content };
+}
+
 export interface ScanOptions {
   /**
    * Only records with lsn > afterLsn are handed to onRecord. Segments wholly at or below it are skipped
@@ -105,6 +127,8 @@ export interface ScanOptions {
    * `resumeAt.lsn === afterLsn`, and if the commit marker it names does not end exactly there).
    */
   resumeAt?: LogPosition;
+  /** A segment's content already being read (recovery starts it while the snapshot loads). */
+  readAhead?: SegmentReadAhead;
   onRecord?: (record: LogRecord) => void;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
@@ -147,7 +171,10 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
     result.firstLsn = entries[0].baseLsn;
     result.lastLsn = entries[0].baseLsn - 1;
   }
-  let prefetched: { index: number; read: Promise<Uint8Array> } | undefined;
+  const readAhead = options.readAhead;
+  const readAheadIndex = readAhead ? entries.findIndex((e) => e.name === readAhead.name) : -1;
+  let prefetched: { index: number; read: Promise<Uint8Array> } | undefined =
+    readAhead && readAheadIndex >= 0 ? { index: readAheadIndex, read: readAhead.content } : undefined;
   for (let i = 0; i < entries.length; i++) {
     const file = path.join(dir, entries[i].name);
     const isLast = i === entries.length - 1;
