@@ -123,3 +123,51 @@ test('a key added as its UTF-8 bytes is the same key as the string', () => {
   for (const [n, key] of keys.entries()) assert.equal(rebuilt.find(key), n);
   assert.throws(() => index.addBytes(Buffer.from('payout-1'), 0, 8), /'payout-1' is already in the index/);
 });
+
+test('keys added as bytes are found before and after their bulk merge, mixed with string adds, duplicates refused', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.boolean(), fc.string({ unit: 'grapheme', maxLength: 12 })), { maxLength: 200 }),
+      fc.integer({ min: 1, max: 9 }),
+      (ops, pendingMax) => {
+        const index = new KeyIndex(pendingMax);
+        const model = new Map<string, number>();
+        for (const [asBytes, key] of ops) {
+          const add = () => {
+            if (!asBytes) return index.add(key);
+            const bytes = Buffer.from(`#${key}`);
+            return index.addBytes(bytes, 1, bytes.length);
+          };
+          if (model.has(key)) {
+            // Duplicates through `add` (addBytes is for keys known to be new, see the next test).
+            assert.throws(() => index.add(key), /already in the index/);
+            assert.equal(index.size, model.size);
+          } else {
+            assert.equal(add(), model.size);
+            model.set(key, model.size);
+          }
+          for (const [k, slot] of model) assert.equal(index.find(k), slot);
+        }
+        assert.equal(index.size, model.size);
+        const rebuilt = roundTrip(index);
+        for (const [k, slot] of model) assert.equal(rebuilt.find(k), slot);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test('a duplicate let in by addBytes is caught at the merge and breaks the index loudly', () => {
+  const index = new KeyIndex(2);
+  index.add('a');
+  const bytes = Buffer.from('ab');
+  index.addBytes(bytes, 1, 2); // 'b', pending
+  assert.throws(
+    () => index.addBytes(bytes, 1, 2),
+    /already in the index/,
+    'a pending duplicate: refused at once',
+  );
+  assert.throws(() => index.addBytes(bytes, 0, 1), /duplicate key 'a'/); // merge finds 'a' twice
+  assert.throws(() => index.find('b'), /unusable/);
+  assert.throws(() => index.add('c'), /unusable/);
+});

@@ -73,6 +73,22 @@ export class KeyIndex {
   private lastAscii = true;
   /** The last key hashed had an unpaired surrogate: UTF-8 cannot hold it, so it is never a key. */
   private lastMalformed = false;
+  /**
+   * Keys added by `addBytes` (replay) not yet in the main table: a small open-addressing table of the same
+   * `[hash, slot + 1]` pairs, merged in bulk when `pendingMax` keys have gathered.
+   */
+  private pending: Int32Array | undefined;
+  private pendingCount = 0;
+  /** Set when a merge found a duplicate that addBytes let in: the index is inconsistent from then on. */
+  private broken: Error | undefined;
+
+  /** `pendingMax`: keys `addBytes` gathers before merging them into the main table (a test sets it low). */
+  constructor(private readonly pendingMax = 32_768) {
+    if (!(pendingMax >= 1 && pendingMax <= 2 ** 17 && Number.isInteger(pendingMax))) {
+      throw new RangeError('pendingMax must be an integer in 1..131072');
+    }
+  }
+
   /** The last key looked up and its hash: `add` right after a missed `find` hashes nothing. */
   private lastKey: string | undefined;
   private lastHash = 0;
@@ -83,8 +99,13 @@ export class KeyIndex {
 
   /** The slot of `key`, or -1. */
   find(key: string): number {
+    if (this.broken) throw this.broken;
     const h = this.hash(key);
     if (this.lastMalformed) return -1;
+    if (this.pendingCount > 0) {
+      const pending = this.findPending(h, key);
+      if (pending >= 0) return pending;
+    }
     const table = this.shards[h >>> SHARD_SHIFT];
     const mask = (table.length >> 1) - 1;
     for (let i = h & mask; ; i = (i + 1) & mask) {
@@ -100,11 +121,15 @@ export class KeyIndex {
 
   /** Adds a key that is not present and returns its slot (the next one); throws if it is present. */
   add(key: string): number {
+    if (this.broken) throw this.broken;
     const h = key === this.lastKey ? this.lastHash : this.hash(key);
     if (this.lastMalformed) {
       throw new TypeError(
         `key ${JSON.stringify(key)} holds an unpaired surrogate (not valid Unicode); keys must be well-formed strings`,
       );
+    }
+    if (this.pendingCount > 0 && this.findPending(h, key) >= 0) {
+      throw new Error(`key '${key}' is already in the index`);
     }
     return this.insert(h, key);
   }
@@ -112,8 +137,11 @@ export class KeyIndex {
   /**
    * `add` for a key given as its UTF-8 bytes (`bytes[start, end)`, e.g. straight from a log record): no
    * string is made. The bytes must be the encoding of a well-formed string, as BinWriter.string writes it.
+   * For replay, whose keys are known to be new: a key already in the main table is only caught when the
+   * pending keys are merged, and that breaks the index (every later call throws), since the slot was given.
    */
   addBytes(bytes: Uint8Array, start: number, end: number): number {
+    if (this.broken) throw this.broken;
     const length = end - start;
     if (length > this.encoded.length) this.encoded = Buffer.alloc(length * 2);
     const encoded = this.encoded;
@@ -122,7 +150,96 @@ export class KeyIndex {
     this.lastAscii = false;
     this.lastMalformed = false;
     this.lastKey = undefined;
-    return this.insert(hashKeyBytes(encoded, 0, length), undefined);
+    const h = hashKeyBytes(encoded, 0, length);
+    if (this.findPending(h, undefined) >= 0) {
+      throw new Error(`key '${encoded.toString('utf8', 0, length)}' is already in the index`);
+    }
+    // Into the small pending table (in cache): checking the main table now would be a cache and TLB miss
+    // per key at tens of millions of keys; the merge checks them in table order instead.
+    const slot = this.count;
+    this.appendBytes(slot, '');
+    this.count = slot + 1;
+    this.insertPending(h, slot);
+    if (this.pendingCount >= this.pendingMax) this.mergePending();
+    return slot;
+  }
+
+  /** Slot of the key hashed last (`key`, or the bytes in `encoded` when undefined) among pending keys, or -1. */
+  private findPending(h: number, key: string | undefined): number {
+    const table = this.pending;
+    if (table === undefined) return -1;
+    const mask = (table.length >> 1) - 1;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const entry = table[2 * i + 1];
+      if (entry === 0) return -1;
+      if (table[2 * i] === h && this.equals(entry - 1, key ?? '')) return entry - 1;
+    }
+  }
+
+  private insertPending(h: number, slot: number): void {
+    if (this.pending === undefined) {
+      let pairs = 2; // a power of two (probing masks the position), at least twice the keys it holds
+      while (pairs < this.pendingMax * 2) pairs *= 2;
+      this.pending = new Int32Array(pairs * 2);
+    }
+    const table = this.pending;
+    const mask = (table.length >> 1) - 1;
+    let i = h & mask;
+    while (table[2 * i + 1] !== 0) i = (i + 1) & mask;
+    table[2 * i] = h;
+    table[2 * i + 1] = slot + 1;
+    this.pendingCount++;
+  }
+
+  /**
+   * Moves the pending keys into the main table, shard by shard and, within a shard, in table order: the
+   * accesses sweep each shard's table forwards instead of landing at random. A key already there is a
+   * duplicate (it was added twice without the check `add` makes): that throws.
+   */
+  private mergePending(): void {
+    const pending = this.pending;
+    if (pending === undefined || this.pendingCount === 0) return;
+    const perShard = new Int32Array(SHARD_COUNT);
+    for (let j = 1; j < pending.length; j += 2)
+      if (pending[j] !== 0) perShard[pending[j - 1] >>> SHARD_SHIFT]++;
+    for (let shard = 0; shard < SHARD_COUNT; shard++) {
+      while ((this.shardCounts[shard] + perShard[shard]) * 2 > this.shards[shard].length >> 1)
+        this.grow(shard);
+    }
+    // Sort keys: shard (8 bits), position in its table (up to 26 bits), index in `pending` (up to 18 bits).
+    const order = new Float64Array(this.pendingCount);
+    let n = 0;
+    for (let j = 1; j < pending.length; j += 2) {
+      if (pending[j] === 0) continue;
+      const h = pending[j - 1];
+      const shard = h >>> SHARD_SHIFT;
+      const position = h & ((this.shards[shard].length >> 1) - 1);
+      order[n++] = (shard * 2 ** 26 + position) * 2 ** 18 + (j >> 1);
+    }
+    order.sort();
+    for (let k = 0; k < n; k++) {
+      const at = order[k] % 2 ** 18;
+      const h = pending[2 * at];
+      const slot = pending[2 * at + 1] - 1;
+      const shard = h >>> SHARD_SHIFT;
+      const table = this.shards[shard];
+      const mask = (table.length >> 1) - 1;
+      let i = h & mask;
+      for (; table[2 * i + 1] !== 0; i = (i + 1) & mask) {
+        if (table[2 * i] === h && this.sameKeys(table[2 * i + 1] - 1, slot)) {
+          // The index now holds a slot twice: unusable, and every later call says so.
+          this.broken = new Error(
+            `duplicate key '${this.key(slot)}' added to the index by addBytes; the index is unusable`,
+          );
+          throw this.broken;
+        }
+      }
+      table[2 * i] = h;
+      table[2 * i + 1] = slot + 1;
+      this.shardCounts[shard]++;
+    }
+    pending.fill(0);
+    this.pendingCount = 0;
   }
 
   /** Inserts the key hashed last (`key`, or the bytes in `encoded` when undefined) with hash `h`. */
