@@ -1,4 +1,6 @@
 /** Engram's public API. */
+
+export { KeyIndex } from './collections/key-index.ts';
 export type { AckPoint } from './engine/ack-point.ts';
 export { type Codec, emptyCodec, msgpackCodec } from './engine/codec.ts';
 export {

@@ -268,8 +268,9 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
   }
 
   /**
-   * The newest snapshot that loads, as state plus its file's facts. Its payload (possibly gigabytes) stays
-   * inside this call: nothing that outlives recovery can reach it.
+   * The newest snapshot that loads, as state plus its file's facts. Its payload (possibly gigabytes) is
+   * reachable afterwards only through what the state itself keeps of it (a state codec may keep views of
+   * its bytes, see decision 005), not through this call's scope.
    */
   private async loadSnapshot(fs: FileSystem, dir: string, limits: Partial<IdempotencyLimits>) {
     const { loaded, fallbacks } = await loadNewestValid(fs, snapshotsDir(dir), (snapshot) =>
@@ -287,8 +288,8 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
   }
 
   /**
-   * The writer's callbacks, made outside `recover` so that they do not keep its scope (and with it the
-   * loaded snapshot's payload, possibly gigabytes) alive for the life of the store.
+   * The writer's callbacks, made outside `recover`: a closure keeps its whole scope alive, and recover's
+   * scope holds recovery-time data the store must not keep for its lifetime.
    */
   private writerEvents() {
     return {
