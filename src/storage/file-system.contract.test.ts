@@ -179,6 +179,15 @@ for (const makeSubject of [nodeSubject, simSubject]) {
         await handle.close();
       });
 
+      test('readFile returns a large file (read in concurrent pieces) byte for byte', async () => {
+        const content = Buffer.alloc(20 * 1024 * 1024 + 12345);
+        for (let i = 0; i + 4 <= content.length; i += 4) content.writeUInt32LE((i * 2654435761) >>> 0, i);
+        const handle = await fs.open(at('large'), 'create');
+        await handle.write(content, 0, content.length, 0);
+        await handle.close();
+        assert.ok(Buffer.from(await fs.readFile(at('large'))).equals(content));
+      });
+
       test('a syncWrites handle writes normally where supported', async () => {
         if (!fs.supportsSyncWrites) return;
         const handle = await fs.open(at('dsync'), 'create', { syncWrites: true });
