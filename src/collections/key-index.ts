@@ -24,6 +24,8 @@ const SHARD_COUNT = 1 << SHARD_BITS;
 const SHARD_SHIFT = 32 - SHARD_BITS;
 const INITIAL_SHARD_CAPACITY = 16;
 const INITIAL_ARENA_BYTES = 4096;
+/** Merge order: 256 shards x 256 regions of each shard's table. */
+const MERGE_BUCKETS = SHARD_COUNT * 256;
 
 interface Chunk {
   /** Key bytes of this chunk's slots, back to back. */
@@ -206,19 +208,28 @@ export class KeyIndex {
       while ((this.shardCounts[shard] + perShard[shard]) * 2 > this.shards[shard].length >> 1)
         this.grow(shard);
     }
-    // Sort keys: shard (8 bits), position in its table (up to 26 bits), index in `pending` (up to 18 bits).
-    const order = new Float64Array(this.pendingCount);
-    let n = 0;
+    // Order the keys by shard and by the 1/256 of its table they land in (a counting sort: a comparison
+    // sort cost as much as the inserts), so the inserts sweep each table a few KiB at a time.
+    const buckets = new Int32Array(MERGE_BUCKETS + 1);
+    const bucketOf = new Int32Array(pending.length >> 1);
     for (let j = 1; j < pending.length; j += 2) {
       if (pending[j] === 0) continue;
       const h = pending[j - 1];
       const shard = h >>> SHARD_SHIFT;
-      const position = h & ((this.shards[shard].length >> 1) - 1);
-      order[n++] = (shard * 2 ** 26 + position) * 2 ** 18 + (j >> 1);
+      const capacity = this.shards[shard].length >> 1;
+      const shift = Math.max(0, 31 - Math.clz32(capacity) - 8);
+      const bucket = shard * 256 + ((h & (capacity - 1)) >>> shift);
+      bucketOf[j >> 1] = bucket;
+      buckets[bucket + 1]++;
     }
-    order.sort();
+    for (let b = 0; b < MERGE_BUCKETS; b++) buckets[b + 1] += buckets[b];
+    const order = new Int32Array(this.pendingCount);
+    const n = this.pendingCount;
+    for (let j = 1; j < pending.length; j += 2) {
+      if (pending[j] !== 0) order[buckets[bucketOf[j >> 1]]++] = j >> 1;
+    }
     for (let k = 0; k < n; k++) {
-      const at = order[k] % 2 ** 18;
+      const at = order[k];
       const h = pending[2 * at];
       const slot = pending[2 * at + 1] - 1;
       const shard = h >>> SHARD_SHIFT;
