@@ -61,6 +61,11 @@ export class RecordReader {
   private readonly reader = new BinReader(EMPTY);
   private readonly eventReader = new BinReader(EMPTY);
 
+  private lastType = -1;
+  private lastCommand: CompiledCommand | undefined;
+  private lastEventId = -1;
+  private lastEvent: CompiledEvent | undefined;
+
   constructor(private readonly registry: Registry) {}
 
   /** Drops the reference to the last record's buffer: during recovery, a whole log segment. */
@@ -77,7 +82,11 @@ export class RecordReader {
     record: LogRecord,
     visit: (event: CompiledEvent, data: unknown) => void,
   ): { command: CompiledCommand; result: BinReader } | undefined {
-    const command = this.registry.commandsById.get(record.type);
+    // The last type's command, cached: replay reads runs of the same command.
+    const command =
+      record.type === this.lastType ? this.lastCommand : this.registry.commandsById.get(record.type);
+    this.lastType = command ? record.type : -1;
+    this.lastCommand = command;
     if (!command) {
       if (record.flags & FLAG_IGNORABLE) return undefined;
       throw new EngramError(
@@ -100,7 +109,9 @@ export class RecordReader {
       const version = r.u16();
       const length = r.u32();
       const end = r.pos + length;
-      const event = this.registry.eventsById.get(id);
+      const event = id === this.lastEventId ? this.lastEvent : this.registry.eventsById.get(id);
+      this.lastEventId = event ? id : -1;
+      this.lastEvent = event;
       if (!event) {
         throw new EngramError(
           'unknown_record_type',

@@ -417,9 +417,17 @@ function commitGroup(
   let chain = info.chainEnd;
   for (let i = 0; i < count; i++) chain = chainStep(chain, frames[i].crc);
   if (chain !== payload.chain) return false;
+  // Counts by type in runs (a group is mostly one type): two Map operations per record added up in replay.
+  let runType = -1;
+  let runLength = 0;
   for (let i = 0; i < count; i++) {
     const frame = frames[i];
-    info.recordsByType.set(frame.type, (info.recordsByType.get(frame.type) ?? 0) + 1);
+    if (frame.type !== runType) {
+      if (runLength > 0) info.recordsByType.set(runType, (info.recordsByType.get(runType) ?? 0) + runLength);
+      runType = frame.type;
+      runLength = 0;
+    }
+    runLength++;
     if (onRecord && frame.lsn > afterLsn && frame.lsn <= untilLsn) {
       record.lsn = frame.lsn;
       record.type = frame.type;
@@ -431,6 +439,7 @@ function commitGroup(
       onRecord(record);
     }
   }
+  if (runLength > 0) info.recordsByType.set(runType, (info.recordsByType.get(runType) ?? 0) + runLength);
   info.records += count;
   info.groups += 1;
   info.lastLsn = marker.lsn;
