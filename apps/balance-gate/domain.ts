@@ -300,7 +300,9 @@ function addReservation(
   expiresAtMs: number,
   lsn: number,
 ): void {
-  state.reservations.add(e.reservationId, m, e.amount, status, sequence, expiresAtMs, e.ttlMs, lsn);
+  // A replayed hold hands over its id as the record's bytes (see ReplayedHeld).
+  const id = e instanceof ReplayedHeld ? e : e.reservationId;
+  state.reservations.add(id, m, e.amount, status, sequence, expiresAtMs, e.ttlMs, lsn);
 }
 
 /** The response a reservation's decision gave, rebuilt from the reservation (for retries). */
@@ -371,22 +373,7 @@ const events = defineEvents<GateState>()({
       m.held += e.amount;
       m.nextSequence = e.sequence + 1;
       checkInvariant(m);
-      if (e instanceof ReplayedHeld) {
-        state.reservations.addBytes(
-          e.idBytes,
-          e.idStart,
-          e.idEnd,
-          m,
-          e.amount,
-          Status.Held,
-          e.sequence,
-          e.expiresAtMs,
-          e.ttlMs,
-          meta.lsn,
-        );
-      } else {
-        addReservation(state, e, m, Status.Held, e.sequence, e.expiresAtMs, meta.lsn);
-      }
+      addReservation(state, e, m, Status.Held, e.sequence, e.expiresAtMs, meta.lsn);
     },
   },
   rejected: {

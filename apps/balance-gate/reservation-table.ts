@@ -76,6 +76,13 @@ function columnOf(chunk: Chunk, column: Column): Int32Array | Uint8Array | Float
   return column === 'merchant' ? chunk.merchant : column === 'status' ? chunk.status : chunk.floats[column];
 }
 
+/** An id as its UTF-8 bytes `idBytes[idStart, idEnd)`, e.g. inside a log record being replayed. */
+export interface IdBytes {
+  idBytes: Uint8Array;
+  idStart: number;
+  idEnd: number;
+}
+
 /** What a row records of its merchant: its index and its balances right after the decision. */
 export interface MerchantBalances {
   index: number;
@@ -119,10 +126,11 @@ export class ReservationTable {
 
   /**
    * Adds a reservation decided at `lsn`, with its merchant's balances right after the decision. Positional
-   * (no object per call): replay adds millions in a row.
+   * (no object per call): replay adds millions in a row. The id is a string, or its UTF-8 bytes in a log
+   * record (replay: no string is made).
    */
   add(
-    id: string,
+    id: string | IdBytes,
     merchant: MerchantBalances,
     amount: number,
     status: Status,
@@ -131,39 +139,8 @@ export class ReservationTable {
     ttlMs: number,
     lsn: number,
   ): number {
-    const slot = this.ids.add(id);
-    this.fill(slot, merchant, amount, status, sequence, expiresAtMs, ttlMs, lsn);
-    return slot;
-  }
-
-  /** `add` with the id as its UTF-8 bytes `idBytes[idStart, idEnd)` (replay: straight from the record). */
-  addBytes(
-    idBytes: Uint8Array,
-    idStart: number,
-    idEnd: number,
-    merchant: MerchantBalances,
-    amount: number,
-    status: Status,
-    sequence: number,
-    expiresAtMs: number,
-    ttlMs: number,
-    lsn: number,
-  ): number {
-    const slot = this.ids.addBytes(idBytes, idStart, idEnd);
-    this.fill(slot, merchant, amount, status, sequence, expiresAtMs, ttlMs, lsn);
-    return slot;
-  }
-
-  private fill(
-    slot: number,
-    merchant: MerchantBalances,
-    amount: number,
-    status: Status,
-    sequence: number,
-    expiresAtMs: number,
-    ttlMs: number,
-    lsn: number,
-  ): void {
+    const slot =
+      typeof id === 'string' ? this.ids.add(id) : this.ids.addBytes(id.idBytes, id.idStart, id.idEnd);
     if ((slot & CHUNK_MASK) === 0) this.chunks.push(newChunk());
     const chunk = this.chunks[slot >>> CHUNK_SHIFT];
     const i = slot & CHUNK_MASK;
@@ -179,6 +156,7 @@ export class ReservationTable {
     f.heldAfter[i] = merchant.held;
     f.capturedAfter[i] = merchant.captured;
     f.creditedAfter[i] = merchant.credited;
+    return slot;
   }
 
   status(slot: number): Status {

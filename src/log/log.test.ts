@@ -63,6 +63,15 @@ async function readAll(dir: string): Promise<Written[]> {
   return records;
 }
 
+/** Changes the first segment's bytes in place (to simulate damage on disk). */
+async function damageSegment(dir: string, damage: (content: Buffer) => void): Promise<void> {
+  const [segment] = await segments(dir);
+  const file = path.join(dir, segment);
+  const content = await readFile(file);
+  damage(content);
+  await writeFile(file, content);
+}
+
 async function segments(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((n) => n.startsWith('wal-')).sort();
 }
@@ -153,12 +162,10 @@ test('garbage or zeros after the last commit marker are a torn tail, not corrupt
 test('a flipped bit in a committed group followed by later groups is corruption naming file and offset', async () => {
   const dir = await tempDir();
   await writeLog(dir, [3, 3, 3]);
-  const [segment] = await segments(dir);
-  const file = path.join(dir, segment);
-  const content = await readFile(file);
-  const damaged = SEGMENT_HEADER_BYTES + 30;
-  content[damaged] ^= 0x10;
-  await writeFile(file, content);
+  await damageSegment(dir, (content) => {
+    content[SEGMENT_HEADER_BYTES + 30] ^= 0x10;
+  });
+  const file = path.join(dir, (await segments(dir))[0]);
   await assert.rejects(scanLog(fs, dir, {}), (e: EngramError) => {
     assert.equal(e.code, 'corruption');
     assert.equal(e.details.file, file);
@@ -184,11 +191,9 @@ test('a flipped bit in a committed group followed by later groups is corruption 
 test('records a snapshot covers are not checksummed at recovery; verifying everything still finds their damage', async () => {
   const dir = await tempDir();
   const written = await writeLog(dir, [3, 3, 3]);
-  const [segment] = await segments(dir);
-  const file = path.join(dir, segment);
-  const content = await readFile(file);
-  content[SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES + 2] ^= 0x01; // LSN 1's payload
-  await writeFile(file, content);
+  await damageSegment(dir, (content) => {
+    content[SEGMENT_HEADER_BYTES + FRAME_HEADER_BYTES + 2] ^= 0x01; // LSN 1's payload
+  });
   const tail: number[] = [];
   await scanLog(fs, dir, { afterLsn: 3, onRecord: (r) => tail.push(r.lsn) });
   assert.deepEqual(
@@ -233,27 +238,23 @@ test('a format-1 segment (commit markers without a group checksum) is read, and 
 test("damage only in a committed group's padding is caught by the group checksum", async () => {
   const dir = await tempDir();
   await writeLog(dir, [1, 1]);
-  const [segment] = await segments(dir);
-  const file = path.join(dir, segment);
-  const content = await readFile(file);
-  // The first record's payload is 'record-1-x' (11 bytes with its length byte): its frame ends before the
-  // 8-byte boundary, and the frame checksum does not cover the padding after it.
-  const frameLength = content.readUInt32LE(SEGMENT_HEADER_BYTES);
-  const padding = SEGMENT_HEADER_BYTES + frameLength;
-  assert.ok(padding % 8 !== 0, 'the test needs a frame with padding');
-  content[padding] ^= 0x40;
-  await writeFile(file, content);
+  await damageSegment(dir, (content) => {
+    // The first record's payload is 'record-1-x' (11 bytes with its length byte): its frame ends before the
+    // 8-byte boundary, and the frame checksum does not cover the padding after it.
+    const frameLength = content.readUInt32LE(SEGMENT_HEADER_BYTES);
+    const padding = SEGMENT_HEADER_BYTES + frameLength;
+    assert.ok(padding % 8 !== 0, 'the test needs a frame with padding');
+    content[padding] ^= 0x40;
+  });
   await assert.rejects(scanLog(fs, dir, {}), (e: EngramError) => e.code === 'corruption');
 });
 
 test('a flipped bit in the final group with no sign of a torn write is refused, not silently dropped', async () => {
   const dir = await tempDir();
   await writeLog(dir, [2, 2]);
-  const [segment] = await segments(dir);
-  const file = path.join(dir, segment);
-  const content = await readFile(file);
-  content[content.length - 60] ^= 0x01;
-  await writeFile(file, content);
+  await damageSegment(dir, (content) => {
+    content[content.length - 60] ^= 0x01;
+  });
   await assert.rejects(scanLog(fs, dir, {}), (e: EngramError) => e.code === 'corruption');
 });
 
@@ -280,11 +281,9 @@ test('a flipped bit in a final-group frame whose bytes past a sector boundary ar
   }
   await writer.sync();
   await writer.close();
-  const [segment] = await segments(dir);
-  const file = path.join(dir, segment);
-  const content = await readFile(file);
-  content[committed + 20] ^= 0x10; // the damaged frame's flags
-  await writeFile(file, content);
+  await damageSegment(dir, (content) => {
+    content[committed + 20] ^= 0x10; // the damaged frame's flags
+  });
   await assert.rejects(scanLog(fs, dir, {}), (e: EngramError) => e.code === 'corruption');
 });
 
@@ -293,12 +292,10 @@ test('a final group with an unwritten (zero) sector and an intact commit marker 
   const written = await writeLog(dir, [2]);
   const firstGroupEnd = (await scanLog(fs, dir, {})).segments[0].committedBytes;
   written.push(...(await writeLog(dir, [200])));
-  const [segment] = await segments(dir);
-  const file = path.join(dir, segment);
-  const content = await readFile(file);
-  const sector = Math.ceil((firstGroupEnd + 1) / 512) * 512;
-  content.fill(0, sector, sector + 512);
-  await writeFile(file, content);
+  await damageSegment(dir, (content) => {
+    const sector = Math.ceil((firstGroupEnd + 1) / 512) * 512;
+    content.fill(0, sector, sector + 512);
+  });
   assert.deepEqual(await readAll(dir), written.slice(0, 2));
 });
 
