@@ -119,6 +119,20 @@ function redisBenchmarkCsv(out: string): { rps: number; p99Ms: number } {
   return { rps: Number(cells[1] ?? Number.NaN), p99Ms: Number(cells[6] ?? Number.NaN) };
 }
 
+/** redis-benchmark's server, connection count and request count arguments. */
+function redisBenchmarkTarget(options: { port: number; connections: number; requests: number }): string[] {
+  return [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(options.port),
+    '-c',
+    String(options.connections),
+    '-n',
+    String(options.requests),
+  ];
+}
+
 /**
  * redis-benchmark has a request count, not a duration: `requests` is sized by the caller from an estimate
  * of the rate (our generator's closed-loop figure) so that the run lasts about the phase's length.
@@ -133,14 +147,7 @@ export async function redisBenchmarkReservations(options: {
   const out = await execBounded(
     'redis-benchmark',
     [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(options.port),
-      '-c',
-      String(options.connections),
-      '-n',
-      String(options.requests),
+      ...redisBenchmarkTarget(options),
       // __rand_int__ draws random() % r: r must fit a C int (a larger one silently becomes a single key);
       // random() spans 2^31, so a few dozen of a few hundred thousand draws repeat: genuine retries.
       '-r',
@@ -173,14 +180,7 @@ export async function redisBenchmarkPing(options: {
   const out = await execBounded(
     'redis-benchmark',
     [
-      '-h',
-      '127.0.0.1',
-      '-p',
-      String(options.port),
-      '-c',
-      String(options.connections),
-      '-n',
-      String(options.requests),
+      ...redisBenchmarkTarget(options),
       '-t',
       'ping_mbulk',
       '--csv',
