@@ -179,12 +179,7 @@ export async function redisBenchmarkPing(options: {
 }): Promise<ToolResult> {
   const out = await execBounded(
     'redis-benchmark',
-    [
-      ...redisBenchmarkTarget(options),
-      '-t',
-      'ping_mbulk',
-      '--csv',
-    ],
+    [...redisBenchmarkTarget(options), '-t', 'ping_mbulk', '--csv'],
     60_000,
   );
   const { rps, p99Ms } = redisBenchmarkCsv(out);
