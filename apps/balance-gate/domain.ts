@@ -183,7 +183,8 @@ const heldCodec: Codec<HeldEvent> = {
     w.f64(e.ttlMs);
   },
   decode(r) {
-    const [idStart, idEnd] = r.stringRange();
+    const idStart = r.skipString();
+    const idEnd = r.pos;
     return new ReplayedHeld(r.buf, idStart, idEnd, r.varuint(), r.f64(), r.f64(), r.f64(), r.f64());
   },
 };

@@ -235,13 +235,16 @@ export class BinReader {
     return v;
   }
 
-  /** Skips a string, returning where its UTF-8 bytes are in `buf` (for callers that keep bytes). */
-  stringRange(): [start: number, end: number] {
+  /**
+   * Skips a string and returns where its UTF-8 bytes start in `buf`; they end at `pos` right after the
+   * call. (Two numbers without an array: this is on replay's hot path.)
+   */
+  skipString(): number {
     const length = this.varuint();
     this.need(length);
     const start = this.pos;
     this.pos += length;
-    return [start, this.pos];
+    return start;
   }
 
   bytes(): Buffer {
