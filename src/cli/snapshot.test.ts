@@ -52,6 +52,7 @@ test('snapshot verify: 0 for a good snapshot (decoded hash matches with --defini
   const good = await cli('snapshot', 'verify', files[1], '--definition', 'bank');
   assert.equal(good.code, 0, good.out + good.err);
   assert.match(good.out, /matches the header/);
+  assert.match(good.out, /the log continues after it at wal-\d{20}\.log offset \d+/);
   const content = await readFile(files[1]);
   content[content.length - 40] ^= 4;
   await writeFile(files[1], content);

@@ -4,6 +4,7 @@ import { acquireDirLock } from '../../engine/dir-lock.ts';
 import { MaterializedState } from '../../engine/materialized-state.ts';
 import { compileDefinition } from '../../engine/registry.ts';
 import { EngramError } from '../../errors.ts';
+import { segmentName } from '../../log/format.ts';
 import { scanLog } from '../../log/reader.ts';
 import { buildSnapshot } from '../../snapshot/build.ts';
 import { readSnapshotFile } from '../../snapshot/snapshot-file.ts';
@@ -90,6 +91,8 @@ interface SnapshotCheck {
   engineVersion?: string;
   fileBytes?: number;
   payloadBytes?: number;
+  /** Where the log continues after the snapshot's LSN, if the snapshot recorded it. */
+  logPosition?: { segment: string; offset: number };
   decoded?: { definition: string; recomputedStateHash: string; matches: boolean; loadMs: number };
   error?: string;
 }
@@ -116,6 +119,10 @@ async function check(
       engineVersion: `${h.engineVersion >>> 16}.${h.engineVersion & 0xffff}`,
       fileBytes: snapshot.fileBytes,
       payloadBytes: snapshot.payload.length,
+      logPosition: h.logPosition && {
+        segment: segmentName(h.logPosition.segmentBaseLsn),
+        offset: h.logPosition.offset,
+      },
     };
     if (definition) {
       const startMs = performance.now();
@@ -155,6 +162,9 @@ function text(r: SnapshotCheck, action: 'inspect' | 'verify'): string {
       `  LSN ${r.lsn}, written ${r.createdAt} (${Math.round(r.ageS ?? 0)} s ago)`,
       `  state hash ${r.stateHash}, format ${r.formatVersion}, engine ${r.engineVersion}`,
       `  ${formatBytes(r.fileBytes ?? 0)} on disk, ${formatBytes(r.payloadBytes ?? 0)} of state; every chunk checksum verifies`,
+      r.logPosition
+        ? `  the log continues after it at ${r.logPosition.segment} offset ${r.logPosition.offset} (where a restart starts reading)`
+        : '  the log position after it is not recorded (a restart reads its segment from the start)',
     );
   }
   if (r.decoded) {
