@@ -230,24 +230,13 @@ export class KeyIndex {
     }
     for (let k = 0; k < n; k++) {
       const at = order[k];
-      const h = pending[2 * at];
-      const slot = pending[2 * at + 1] - 1;
-      const shard = h >>> SHARD_SHIFT;
-      const table = this.shards[shard];
-      const mask = (table.length >> 1) - 1;
-      let i = h & mask;
-      for (; table[2 * i + 1] !== 0; i = (i + 1) & mask) {
-        if (table[2 * i] === h && this.sameKeys(table[2 * i + 1] - 1, slot)) {
-          // The index now holds a slot twice: unusable, and every later call says so.
-          this.broken = new Error(
-            `duplicate key '${this.key(slot)}' added to the index by addBytes; the index is unusable`,
-          );
-          throw this.broken;
-        }
+      if (!this.insertSlot(pending[2 * at], pending[2 * at + 1] - 1)) {
+        // The index now holds a slot twice: unusable, and every later call says so.
+        this.broken = new Error(
+          `duplicate key '${this.key(pending[2 * at + 1] - 1)}' added to the index by addBytes; the index is unusable`,
+        );
+        throw this.broken;
       }
-      table[2 * i] = h;
-      table[2 * i + 1] = slot + 1;
-      this.shardCounts[shard]++;
     }
     pending.fill(0);
     this.pendingCount = 0;
@@ -351,26 +340,31 @@ export class KeyIndex {
     const bySlot = new Int32Array(index.count);
     const fill = starts.slice(0, SHARD_COUNT);
     for (let slot = 0; slot < index.count; slot++) bySlot[fill[hashes[slot] >>> SHARD_SHIFT]++] = slot;
-    for (let k = 0; k < bySlot.length; k++) index.insertRebuilt(hashes[bySlot[k]], bySlot[k]);
+    for (let k = 0; k < bySlot.length; k++) {
+      if (!index.insertSlot(hashes[bySlot[k]], bySlot[k])) {
+        throw new Error(`duplicate key '${index.key(bySlot[k])}' in a key chunk`);
+      }
+    }
     return index;
   }
 
-  /** Inserts a slot known to be absent (rebuild from a snapshot: keys were unique when written). */
-  private insertRebuilt(h: number, slot: number): void {
+  /**
+   * Puts a slot whose key bytes are stored into the main table (rebuild, pending merge); false if its key
+   * is already there, which the caller reports.
+   */
+  private insertSlot(h: number, slot: number): boolean {
     const shard = h >>> SHARD_SHIFT;
     let table = this.shards[shard];
     if ((this.shardCounts[shard] + 1) * 2 > table.length >> 1) table = this.grow(shard);
     const mask = (table.length >> 1) - 1;
     let i = h & mask;
-    while (table[2 * i + 1] !== 0) {
-      if (table[2 * i] === h && this.sameKeys(table[2 * i + 1] - 1, slot)) {
-        throw new Error(`duplicate key '${this.key(slot)}' in a key chunk`);
-      }
-      i = (i + 1) & mask;
+    for (; table[2 * i + 1] !== 0; i = (i + 1) & mask) {
+      if (table[2 * i] === h && this.sameKeys(table[2 * i + 1] - 1, slot)) return false;
     }
     table[2 * i] = h;
     table[2 * i + 1] = slot + 1;
     this.shardCounts[shard]++;
+    return true;
   }
 
   private grow(shard: number): Int32Array {
