@@ -48,17 +48,13 @@ export function openRow(target: string, r: Measured): Row {
     `sent after due time p99 ${ms(r.sendLag.p99Ms)} ms, of it the generator's own lateness p99 ${ms(r.generatorLag.p99Ms)} ms`,
     cpuNote(r.cpu, 'generator'),
   ];
-  return {
+  return measuredRow(
     target,
-    run: `open loop ${rateLabel(r.offeredPerS)}/s, ${r.connections} conns`,
-    offeredPerS: r.offeredPerS,
-    achievedPerS: r.achievedPerS,
-    p50Ms: r.latency.p50Ms,
-    p99Ms: r.latency.p99Ms,
-    p999Ms: r.latency.p999Ms,
-    maxMs: r.latency.maxMs,
-    note: notes.filter(Boolean).join('; '),
-  };
+    `open loop ${rateLabel(r.offeredPerS)}/s, ${r.connections} conns`,
+    r.offeredPerS,
+    r,
+    notes,
+  );
 }
 
 export function closedRow(target: string, run: string, r: Measured): Row {
@@ -68,10 +64,15 @@ export function closedRow(target: string, run: string, r: Measured): Row {
     r.connectionsLost > 0 ? `${r.connectionsLost} connections lost: ${r.errorSample}` : '',
     cpuNote(r.cpu, 'generator'),
   ];
+  return measuredRow(target, run, Number.NaN, r, notes);
+}
+
+/** A row of one of our generator's runs: its throughput and latency percentiles, and the notes that apply. */
+function measuredRow(target: string, run: string, offeredPerS: number, r: Measured, notes: string[]): Row {
   return {
     target,
     run,
-    offeredPerS: Number.NaN,
+    offeredPerS,
     achievedPerS: r.achievedPerS,
     p50Ms: r.latency.p50Ms,
     p99Ms: r.latency.p99Ms,
