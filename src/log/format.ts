@@ -31,15 +31,26 @@
  *  16  4  group checksum: CRC-32C of every byte of the group's frames (headers and padding included), from
  *         the first frame's offset to the marker's. Recovery checks a group with one native call instead of
  *         one per frame, and falls back to the frame checksums to find damage.
- *  20  4  reserved, 0
+ *  20  4  end mark COMMIT_END_MARK (format 3; 0 in formats 1-2): the last bytes of every group's write,
+ *         none of them zero, nor made zero by one flipped bit
  *
  * A record is committed iff it is followed by a valid commit marker covering it. Records after the last
  * valid commit marker were never acknowledged at the `disk` ack point and form the torn tail.
+ *
+ * Format 3 segments may be preallocated: created as a file of zeros (SegmentPreallocator), so a segment ends
+ * in zeros after its last commit marker. Zeros to the end of the file are space never written, not a torn
+ * tail; and since a complete group's write ends in the non-zero end mark, where the written bytes stop
+ * (the last non-zero byte) is where a cut-off write stopped, as the end of the file is for an append.
+ * Formats 1-2 (appended, markers ending in zeros) are judged by the end of the file alone.
  */
 import { lsnFileName, parseLsnFileName } from '../util/lsn-file-name.ts';
 
 export const SEGMENT_MAGIC = Buffer.from('ENGRAMWL', 'latin1');
-export const LOG_FORMAT_VERSION = 2;
+export const LOG_FORMAT_VERSION = 3;
+/** First format whose segments may be preallocated (zero tails) and whose markers end in COMMIT_END_MARK. */
+export const LOG_FORMAT_VERSION_PREALLOCATED = 3;
+/** Every byte 0xA5 (four bits set): a single bit flip cannot make one zero. */
+export const COMMIT_END_MARK = 0xa5a5a5a5;
 /** Oldest segment format this build reads (version 1: commit markers without the group checksum). */
 export const LOG_FORMAT_VERSION_MIN = 1;
 export const SEGMENT_HEADER_BYTES = 32;

@@ -32,6 +32,8 @@ async function writeLog(
     dir,
     policy: options.policy ?? { kind: 'immediate' },
     segmentBytesMax: options.segmentBytesMax ?? 1024 * 1024,
+    // One plain segment, as these torn-tail tests damage it (preallocation.test.ts covers zero tails).
+    preallocate: false,
     onRecord: () => {},
     writer: { onDurable: () => {}, onFailure: () => {} },
   });

@@ -15,6 +15,8 @@ export interface OpenLogOptions {
   dir: string;
   policy: FlushPolicy;
   segmentBytesMax: number;
+  /** See LogWriterOptions.preallocate (default true). */
+  preallocate?: boolean;
   /** Records with lsn <= afterLsn are covered by a snapshot: not handed out, nor checksummed (see scanLog). */
   afterLsn?: number;
   /** Where the log continues after `afterLsn`, from the snapshot (see ScanOptions.resumeAt). */
@@ -60,7 +62,16 @@ export async function openLog(options: OpenLogOptions): Promise<OpenedLog> {
     dir,
     policy: options.policy,
     segmentBytesMax: options.segmentBytesMax,
-    tail: last ? { segmentName: last.name, baseLsn: last.baseLsn, offset: last.committedBytes } : undefined,
+    preallocate: options.preallocate,
+    tail: last
+      ? {
+          segmentName: last.name,
+          baseLsn: last.baseLsn,
+          offset: last.committedBytes,
+          // A cut torn tail leaves the file ending where the last group does.
+          fileBytes: scan.tornTails.some((t) => t.file === last.path) ? last.committedBytes : last.fileBytes,
+        }
+      : undefined,
     lastLsn: empty ? (options.emptyLogStart?.lastLsn ?? 0) : scan.lastLsn,
     chain: empty ? (options.emptyLogStart?.chain ?? 0) : scan.chain,
     epoch: scan.epoch,

@@ -8,6 +8,7 @@ import {
   COMMIT_FRAME_SIZES,
   COMMIT_MARKER_TYPE,
   FRAME_ALIGNMENT,
+  LOG_FORMAT_VERSION_PREALLOCATED,
   parseSegmentName,
   SEGMENT_HEADER_BYTES,
 } from './format.ts';
@@ -22,6 +23,7 @@ import {
   readCommitPayload,
   readFrameInto,
 } from './frame.ts';
+import { writtenEnd } from './preallocation.ts';
 
 /** A committed record as recovery hands it out; `buf` is only valid during the callback. */
 export interface LogRecord {
@@ -249,11 +251,18 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
     bytesDone += buf.length;
     options.onProgress?.(bytesDone, bytesTotal);
     if (info.lastLsn >= untilLsn) break;
-    if (info.committedBytes < buf.length) {
+    // Format 3: zeros from the last commit marker to the end of the file were never written to (a
+    // preallocated segment's free space), not a torn tail; and damage is judged up to where the written
+    // bytes end, as an append's is up to the end of the file (see format.ts).
+    const dataEnd =
+      header.header.formatVersion >= LOG_FORMAT_VERSION_PREALLOCATED
+        ? writtenEnd(buf, info.committedBytes)
+        : buf.length;
+    if (info.committedBytes < dataEnd) {
       const later: Buffer[] = [];
       for (let j = i + 1; j < entries.length; j++)
         later.push(asBuffer(await fs.readFile(path.join(dir, entries[j].name))));
-      result.tornTails.push(classifyDamage(file, buf, info, later));
+      result.tornTails.push(classifyDamage(file, buf.subarray(0, dataEnd), info, later));
       for (let j = i + 1; j < entries.length; j++) {
         result.tornTails.push({
           file: path.join(dir, entries[j].name),
@@ -478,7 +487,8 @@ function classifyDamage(file: string, buf: Buffer, info: SegmentInfo, laterSegme
   }
   const laterMarker = findCommitMarkerAfter(buf, offset + FRAME_ALIGNMENT, info.lastLsn);
   const laterData = laterSegments.some(
-    (content) => parseSegmentHeader(content).ok && content.length > SEGMENT_HEADER_BYTES,
+    (content) =>
+      parseSegmentHeader(content).ok && writtenEnd(content, SEGMENT_HEADER_BYTES) > SEGMENT_HEADER_BYTES,
   );
   if (
     laterData ||

@@ -21,6 +21,9 @@ async function writeLog(dir: string, groups: number[], segmentBytesMax = 1 << 20
     dir,
     policy: { kind: 'immediate' },
     segmentBytesMax,
+    // Segment layouts these tests rely on would otherwise depend on when a spare is ready (see
+    // preallocation.test.ts for the preallocated case).
+    preallocate: false,
     onRecord: () => {},
     writer: { onDurable: () => {}, onFailure: () => {} },
   });

@@ -7,6 +7,7 @@ import {
   FRAME_ALIGNMENT,
   FRAME_BYTES_MAX,
   FRAME_HEADER_BYTES,
+  LOG_FORMAT_VERSION_PREALLOCATED,
   SEGMENT_HEADER_BYTES,
 } from './format.ts';
 import {
@@ -18,6 +19,7 @@ import {
   parseSegmentHeader,
   readCommitPayload,
 } from './frame.ts';
+import { allZero } from './preallocation.ts';
 import { type LogRecord, listSegments } from './reader.ts';
 
 /**
@@ -190,6 +192,7 @@ function walkGroups(
   let chain = chainStart;
   let frames: FrameView[] = [];
   let offset = SEGMENT_HEADER_BYTES;
+  const preallocatable = buf.readUInt32LE(8) >= LOG_FORMAT_VERSION_PREALLOCATED;
   let groupStart = offset;
   const damaged = (at: number, reason: string): number => {
     segment.state = 'damaged';
@@ -197,6 +200,8 @@ function walkGroups(
     return chain;
   };
   while (offset < buf.length) {
+    // Zeros to the end of the file after a complete group: a preallocated segment's unwritten space.
+    if (frames.length === 0 && preallocatable && allZero(buf, offset)) break;
     const parsed = parseFrame(buf, offset, buf.length);
     if (!parsed.ok) return damaged(offset, parsed.reason);
     const frame = parsed.frame;
