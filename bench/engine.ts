@@ -58,6 +58,14 @@ try {
   log(
     `raw fdatasync (4 KiB appends): p50 ${fdatasync.p50Ms.toFixed(3)} ms, p99 ${fdatasync.p99Ms.toFixed(3)} ms`,
   );
+  // Engram's segments are preallocated (decision 006): its floor is the overwrite of written blocks.
+  const overwrite = await probeFdatasync(root, {
+    durationMs: values.quick ? 1500 : 4000,
+    preallocated: true,
+  });
+  log(
+    `raw fdatasync (4 KiB overwrites of a zero-filled file): p50 ${overwrite.p50Ms.toFixed(3)} ms, p99 ${overwrite.p99Ms.toFixed(3)} ms`,
+  );
   const rows: Row[] = [];
 
   for (const ackPoint of ['disk', 'memory'] as const) {
@@ -121,7 +129,7 @@ try {
   const fmt = (n: number | undefined, digits = 3) =>
     n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits);
   console.log(
-    `\nembedded reservations, ${SECONDS}s per run after ${WARMUP_MS} ms warm-up; raw fdatasync p99 ${fmt(fdatasync.p99Ms)} ms`,
+    `\nembedded reservations, ${SECONDS}s per run after ${WARMUP_MS} ms warm-up; raw fdatasync p99 ${fmt(fdatasync.p99Ms)} ms (appends), ${fmt(overwrite.p99Ms)} ms (preallocated)`,
   );
   console.log(
     [
@@ -165,6 +173,8 @@ try {
     half_load_per_s: halfRate,
     fdatasync_p50_ms: fdatasync.p50Ms,
     fdatasync_p99_ms: fdatasync.p99Ms,
+    fdatasync_preallocated_p50_ms: overwrite.p50Ms,
+    fdatasync_preallocated_p99_ms: overwrite.p99Ms,
     mean_group_size: disk.meanGroup,
     engram_disk_fsyncs_per_s: disk.fsyncsPerS,
     disk_vs_lmdb: disk.saturation.opsPerS / lmdb.saturation.opsPerS,

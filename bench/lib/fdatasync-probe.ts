@@ -3,7 +3,8 @@
  * file and fdatasync'ing it, one after the other, in a given directory (use the directory the systems under
  * test write to: /tmp here is the real disk; /dev/shm is tmpfs, where fdatasync costs ~1 µs and proves
  * nothing). The file grows with every append, as a write-ahead log without preallocation does, so each
- * fdatasync also makes the new size durable.
+ * fdatasync also makes the new size durable; with `preallocated`, the file is zero-filled first and the
+ * blocks overwrite it (wrapping around), as Engram's preallocated segments are written (decision 006).
  *
  * By default the write and fdatasync are synchronous system calls timed on the calling thread (the raw cost,
  * no event loop in it; the probe blocks the event loop while it runs). `async: true` goes through Node's
@@ -30,6 +31,10 @@ export interface FdatasyncProbeOptions {
    * floor for an open-loop (spaced) load is the probe with a gap, not without.
    */
   gapMs?: number;
+  /** Overwrite a zero-filled file instead of appending (default false). */
+  preallocated?: boolean;
+  /** Size of that file; the blocks wrap around inside it (default 64 MiB, a segment's size). */
+  preallocatedBytes?: number;
 }
 
 export interface FdatasyncProbeResult extends LatencySummary {
@@ -37,6 +42,7 @@ export interface FdatasyncProbeResult extends LatencySummary {
   blockBytes: number;
   async: boolean;
   gapMs: number;
+  preallocated: boolean;
   minMs: number;
   meanMs: number;
   p90Ms: number;
@@ -61,7 +67,15 @@ export async function probeFdatasync(
   const histogram = new Histogram();
   let position = 0;
   let startMs = performance.now();
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+  const flags = constants.O_WRONLY | (o.preallocated ? 0 : constants.O_CREAT | constants.O_EXCL);
+  const preallocated = o.preallocated ?? false;
+  const preallocatedBytes = Math.max(blockBytes, o.preallocatedBytes ?? 64 * 1024 * 1024);
+  // Appends grow the file without end; overwrites wrap around inside the zero-filled file.
+  const advance = () => {
+    position += blockBytes;
+    if (preallocated && position + blockBytes > preallocatedBytes) position = 0;
+  };
+  if (preallocated) await zeroFill(file, preallocatedBytes);
   try {
     if (useAsync) {
       const handle = await fsp.open(file, flags, 0o644);
@@ -74,7 +88,7 @@ export async function probeFdatasync(
           await handle.write(block, 0, blockBytes, position);
           await handle.datasync();
           if (measured) histogram.recordMs(performance.now() - t);
-          position += blockBytes;
+          advance();
           if (gapMs > 0) await idle();
         }
       } finally {
@@ -91,7 +105,7 @@ export async function probeFdatasync(
           writeSync(fd, block, 0, blockBytes, position);
           fdatasyncSync(fd);
           if (measured) histogram.recordMs(performance.now() - t);
-          position += blockBytes;
+          advance();
           if (gapMs > 0) await idle();
         }
       } finally {
@@ -110,6 +124,20 @@ export async function probeFdatasync(
     blockBytes,
     async: useAsync,
     gapMs,
+    preallocated,
     elapsedMs,
   };
+}
+
+/** Creates `file` as `bytes` of zeros, written and fdatasync'd (its blocks allocated). */
+async function zeroFill(file: string, bytes: number): Promise<void> {
+  const handle = await fsp.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+  try {
+    const zeros = Buffer.alloc(1024 * 1024);
+    for (let at = 0; at < bytes; at += zeros.length)
+      await handle.write(zeros, 0, Math.min(zeros.length, bytes - at), at);
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
 }

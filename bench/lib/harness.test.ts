@@ -4,8 +4,12 @@
  * stall to every request that was due during it).
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { test } from 'node:test';
 import { Prng } from '../../src/util/prng.ts';
+import { probeFdatasync } from './fdatasync-probe.ts';
 import { Histogram, offer, saturate } from './latency.ts';
 import { fmt, formatTable, jsonLine } from './report.ts';
 import {
@@ -142,4 +146,25 @@ test('report: aligned table and a JSON line without NaN', () => {
   assert.equal(table, 'system  ops/s\n------  -----\na       12346\nlonger      -');
   assert.equal(jsonLine({ a: Number.NaN, b: 1.234567, c: 3 }), '{"a":null,"b":1.2346,"c":3}');
   assert.equal(fmt(undefined), '-');
+});
+
+test('fdatasync probe: appends or overwrites of a zero-filled file, counted, and leaves no file behind', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'engram-probe-'));
+  try {
+    for (const preallocated of [false, true]) {
+      // 40 blocks of 4 KiB in a 64 KiB file: the overwrites wrap around, as they do in a long probe.
+      const result = await probeFdatasync(dir, {
+        ops: 40,
+        warmupOps: 2,
+        preallocated,
+        preallocatedBytes: 65_536,
+      });
+      assert.equal(result.count, 40);
+      assert.equal(result.preallocated, preallocated);
+      assert.ok(result.p50Ms > 0 && result.p99Ms >= result.p50Ms);
+      assert.deepEqual(await readdir(dir), []);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
