@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
+import { GATE_NODE_FLAGS } from './node-flags.ts';
 
 /** The service as an operator runs it: `node --import tsx apps/balance-gate/main.ts`. */
 const MAIN = new URL('./main.ts', import.meta.url).pathname;
@@ -30,7 +31,7 @@ interface Run {
 }
 
 function run(args: string[], env: Record<string, string>): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+  const child = spawn(process.execPath, [...GATE_NODE_FLAGS, '--import', 'tsx', MAIN, ...args], {
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -207,4 +208,10 @@ test('a data directory that another process holds: exit 1 with the reason', asyn
   assert.match(fatal.msg, /cannot start/);
   holder.child.kill('SIGTERM');
   assert.equal(await holder.exited, 0);
+});
+
+test('npm start runs balance-gate with the flags every other launcher uses (V8 flags cannot be set later)', async () => {
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8'));
+  const start: string = pkg.scripts.start;
+  assert.equal(start, `node ${GATE_NODE_FLAGS.join(' ')} --import tsx apps/balance-gate/main.ts`);
 });

@@ -1,11 +1,12 @@
 /**
  * balance-gate as a benchmark target: the service's own start command
- * (`PORT=<p> DATA_DIR=<dir> DURABILITY=disk node --import tsx apps/balance-gate/main.ts`) on a free port with
+ * (`PORT=<p> DATA_DIR=<dir> DURABILITY=disk node --single-threaded-gc --import tsx apps/balance-gate/main.ts`) on a free port with
  * a fresh data dir, ready when GET /readyz answers 200; merchants seeded through the credits endpoint.
  */
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { Pool } from 'undici';
+import { GATE_NODE_FLAGS } from '../../apps/balance-gate/node-flags.ts';
 import { freePort, type Spawned, spawnServer, tempDir, waitFor } from './processes.ts';
 
 export const GATE_MAIN = new URL('../../apps/balance-gate/main.ts', import.meta.url).pathname;
@@ -27,14 +28,19 @@ export async function startGate(options: {
 }): Promise<GateTarget> {
   const dataDir = path.join(tempDir('gate'), 'data');
   const port = await freePort();
-  const server: Spawned = spawnServer('balance-gate', process.execPath, ['--import', 'tsx', GATE_MAIN], {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    DATA_DIR: dataDir,
-    DURABILITY: 'disk',
-    LOG_LEVEL: 'warn',
-  });
+  const server: Spawned = spawnServer(
+    'balance-gate',
+    process.execPath,
+    [...GATE_NODE_FLAGS, '--import', 'tsx', GATE_MAIN],
+    {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      DURABILITY: 'disk',
+      LOG_LEVEL: 'warn',
+    },
+  );
   const url = `http://127.0.0.1:${port}`;
   const pool = new Pool(url, { connections: 32 });
   try {

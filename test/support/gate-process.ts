@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { GATE_NODE_FLAGS } from '../../apps/balance-gate/node-flags.ts';
 import { freePort } from './free-port.ts';
 
 const MAIN = new URL('../../apps/balance-gate/main.ts', import.meta.url).pathname;
@@ -16,7 +17,7 @@ export interface GateProcess {
  */
 export async function startGate(dataDir: string, env: Record<string, string> = {}): Promise<GateProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+  const child = spawn(process.execPath, [...GATE_NODE_FLAGS, '--import', 'tsx', MAIN], {
     env: {
       ...process.env,
       PORT: String(port),
