@@ -8,7 +8,7 @@ import { NodeFileSystem } from '../storage/node-file-system.ts';
 import { crc32c } from './crc32c.ts';
 import { SEGMENT_HEADER_BYTES } from './format.ts';
 import { openLog } from './log.ts';
-import { allZero, SPARE_SEGMENT_NAME, writtenEnd } from './preallocation.ts';
+import { SPARE_SEGMENT_NAME, writtenEnd } from './preallocation.ts';
 import { scanLog } from './reader.ts';
 import { scanTolerant } from './repair.ts';
 import type { LogWriter } from './writer.ts';
@@ -56,18 +56,16 @@ async function lsns(dir: string): Promise<number[]> {
   return seen;
 }
 
-test('allZero and writtenEnd find where written bytes stop, across chunk boundaries', () => {
+test('writtenEnd finds where written bytes stop, across chunk boundaries', () => {
   const buf = Buffer.alloc(200_000);
-  assert.equal(allZero(buf, 0), true);
-  assert.equal(allZero(buf, 5, 5), true);
+  assert.equal(writtenEnd(buf, 0), 0);
   assert.equal(writtenEnd(buf, 100), 100);
   for (const at of [0, 1, 65_535, 65_536, 131_073, 199_999]) {
     buf.fill(0);
     buf[at] = 7;
     assert.equal(writtenEnd(buf, 0), at + 1);
-    assert.equal(allZero(buf, 0), false);
-    assert.equal(allZero(buf, at + 1), true);
-    assert.equal(writtenEnd(buf, at + 1), at + 1);
+    assert.equal(writtenEnd(buf, at), at + 1);
+    assert.equal(writtenEnd(buf, at + 1), at + 1, 'nothing written after the byte');
   }
 });
 
@@ -84,7 +82,7 @@ test('a new log leaves its plain first segment for a preallocated one, whose zer
   const scan = await scanLog(fs, dir);
   const segment = scan.segments.at(-1)!;
   assert.ok(segment.committedBytes < content.length);
-  assert.equal(allZero(content, segment.committedBytes), true);
+  assert.equal(writtenEnd(content, segment.committedBytes), segment.committedBytes);
   assert.deepEqual(scan.tornTails, [], 'zeros after the last commit marker are not a torn tail');
 
   // Reopening keeps the preallocated file as it is and appends where the last group ended.
@@ -107,7 +105,7 @@ test('a stray spare left by a crash is replaced when the log opens', async () =>
   assert.equal(await writer.spareReady(), true);
   const spare = await readFile(path.join(dir, SPARE_SEGMENT_NAME));
   assert.equal(spare.length, SEGMENT_BYTES);
-  assert.equal(allZero(spare, 0), true);
+  assert.equal(writtenEnd(spare, 0), 0);
   await writer.close();
 });
 

@@ -19,7 +19,7 @@ import {
   parseSegmentHeader,
   readCommitPayload,
 } from './frame.ts';
-import { allZero } from './preallocation.ts';
+import { writtenEnd } from './preallocation.ts';
 import { type LogRecord, listSegments } from './reader.ts';
 
 /**
@@ -201,7 +201,7 @@ function walkGroups(
   };
   while (offset < buf.length) {
     // Zeros to the end of the file after a complete group: a preallocated segment's unwritten space.
-    if (frames.length === 0 && preallocatable && allZero(buf, offset)) break;
+    if (frames.length === 0 && preallocatable && writtenEnd(buf, offset) === offset) break;
     const parsed = parseFrame(buf, offset, buf.length);
     if (!parsed.ok) return damaged(offset, parsed.reason);
     const frame = parsed.frame;
