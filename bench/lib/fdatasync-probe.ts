@@ -67,8 +67,9 @@ export async function probeFdatasync(
   const histogram = new Histogram();
   let position = 0;
   let startMs = performance.now();
-  const flags = constants.O_WRONLY | (o.preallocated ? 0 : constants.O_CREAT | constants.O_EXCL);
   const preallocated = o.preallocated ?? false;
+  // The zero-filled file exists already; an append probe creates its own.
+  const flags = constants.O_WRONLY | (preallocated ? 0 : constants.O_CREAT | constants.O_EXCL);
   const preallocatedBytes = Math.max(blockBytes, o.preallocatedBytes ?? 64 * 1024 * 1024);
   // Appends grow the file without end; overwrites wrap around inside the zero-filled file.
   const advance = () => {

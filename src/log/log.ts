@@ -63,15 +63,7 @@ export async function openLog(options: OpenLogOptions): Promise<OpenedLog> {
     policy: options.policy,
     segmentBytesMax: options.segmentBytesMax,
     preallocate: options.preallocate,
-    tail: last
-      ? {
-          segmentName: last.name,
-          baseLsn: last.baseLsn,
-          offset: last.committedBytes,
-          // A cut torn tail leaves the file ending where the last group does.
-          fileBytes: scan.tornTails.some((t) => t.file === last.path) ? last.committedBytes : last.fileBytes,
-        }
-      : undefined,
+    tail: last ? { segmentName: last.name, baseLsn: last.baseLsn, offset: last.committedBytes } : undefined,
     lastLsn: empty ? (options.emptyLogStart?.lastLsn ?? 0) : scan.lastLsn,
     chain: empty ? (options.emptyLogStart?.chain ?? 0) : scan.chain,
     epoch: scan.epoch,

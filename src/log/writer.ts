@@ -23,11 +23,8 @@ export interface LogWriterOptions {
   policy: FlushPolicy;
   /** Roll to a new segment once the current one reaches this size. */
   segmentBytesMax: number;
-  /**
-   * Where recovery left the log: the segment to append to (undefined: create the first one), and its file
-   * size (beyond `offset` when the segment was preallocated).
-   */
-  tail: { segmentName: string; baseLsn: number; offset: number; fileBytes: number } | undefined;
+  /** Where recovery left the log: the segment to append to (undefined: create the first one). */
+  tail: { segmentName: string; baseLsn: number; offset: number } | undefined;
   lastLsn: number;
   chain: number;
   epoch: number;
@@ -88,7 +85,7 @@ export class LogWriter {
   private segment: { name: string; baseLsn: number };
   private segmentOffset: number;
   /** Whether the current segment's remaining space was zero-filled ahead (see SegmentPreallocator). */
-  private segmentPreallocated: boolean;
+  private segmentPreallocated = false;
   private flushing = false;
   private flushingBytes = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -122,7 +119,6 @@ export class LogWriter {
       ? { name: options.tail.segmentName, baseLsn: options.tail.baseLsn }
       : { name: segmentName(this.nextLsn), baseLsn: this.nextLsn };
     this.segmentOffset = options.tail?.offset ?? 0;
-    this.segmentPreallocated = options.tail !== undefined && options.tail.fileBytes > options.tail.offset;
   }
 
   static async open(options: LogWriterOptions): Promise<LogWriter> {
@@ -132,6 +128,8 @@ export class LogWriter {
       writer.handle = await options.fs.open(path.join(options.dir, options.tail.segmentName), 'readwrite', {
         syncWrites: writer.syncWrites,
       });
+      // Free space past the last group means the segment was preallocated (recovery leaves it as it is).
+      writer.segmentPreallocated = (await writer.handle.size()) > options.tail.offset;
     } else {
       await writer.createSegment(writer.nextLsn);
     }
