@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { balanceGateDefinition } from '../apps/balance-gate/domain.ts';
+import { GATE_ENV } from '../apps/balance-gate/node-flags.ts';
 import { Store } from '../src/engine/store.ts';
 
 const { values } = parseArgs({
@@ -117,6 +118,8 @@ async function restartInChild(dir: string): Promise<Record<string, number>> {
       dir,
     ],
     {
+      // The child restarts as balance-gate would run (huge-page malloc, decision 008).
+      env: { ...process.env, ...GATE_ENV },
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );

@@ -1,12 +1,12 @@
 /**
  * balance-gate as a benchmark target: the service's own start command
- * (`PORT=<p> DATA_DIR=<dir> DURABILITY=disk node --single-threaded-gc --import tsx apps/balance-gate/main.ts`) on a free port with
+ * (`PORT=<p> DATA_DIR=<dir> DURABILITY=disk` plus node-flags.ts's environment and flags) on a free port with
  * a fresh data dir, ready when GET /readyz answers 200; merchants seeded through the credits endpoint.
  */
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { Pool } from 'undici';
-import { GATE_NODE_FLAGS } from '../../apps/balance-gate/node-flags.ts';
+import { GATE_ENV, GATE_NODE_FLAGS } from '../../apps/balance-gate/node-flags.ts';
 import { freePort, type Spawned, spawnServer, tempDir, waitFor } from './processes.ts';
 
 export const GATE_MAIN = new URL('../../apps/balance-gate/main.ts', import.meta.url).pathname;
@@ -34,6 +34,7 @@ export async function startGate(options: {
     [...GATE_NODE_FLAGS, '--import', 'tsx', GATE_MAIN],
     {
       ...process.env,
+      ...GATE_ENV,
       PORT: String(port),
       HOST: '127.0.0.1',
       DATA_DIR: dataDir,
