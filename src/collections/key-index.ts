@@ -321,28 +321,36 @@ export class KeyIndex {
     // inserting rehashed every key about twice.
     const hashes = new Int32Array(index.count);
     const perShard = new Int32Array(SHARD_COUNT);
-    for (let slot = 0; slot < index.count; slot++) {
-      const { arena, offsets } = index.chunks[slot >>> CHUNK_BITS];
-      const i = slot & CHUNK_MASK;
-      const h = hashKeyBytes(arena, offsets[i], offsets[i + 1]);
-      hashes[slot] = h;
-      perShard[h >>> SHARD_SHIFT]++;
+    for (let c = 0, slot = 0; c < index.chunks.length; c++) {
+      const { arena, offsets } = index.chunks[c];
+      const end = Math.min(index.count, slot + KEY_CHUNK_SLOTS);
+      for (let i = 0; slot < end; i++, slot++) {
+        const h = hashKeyBytes(arena, offsets[i], offsets[i + 1]);
+        hashes[slot] = h;
+        perShard[h >>> SHARD_SHIFT]++;
+      }
     }
     for (let shard = 0; shard < SHARD_COUNT; shard++) {
       let capacity = INITIAL_SHARD_CAPACITY;
       while ((perShard[shard] + 1) * 2 > capacity) capacity *= 2;
       index.shards[shard] = new Int32Array(capacity * 2);
     }
-    // Then insert shard by shard (slots bucketed by shard, in slot order within one): each shard's table
-    // stays in cache while it fills, instead of every insert missing into a random one of 256 tables.
-    const starts = new Int32Array(SHARD_COUNT + 1);
-    for (let shard = 0; shard < SHARD_COUNT; shard++) starts[shard + 1] = starts[shard] + perShard[shard];
-    const bySlot = new Int32Array(index.count);
-    const fill = starts.slice(0, SHARD_COUNT);
-    for (let slot = 0; slot < index.count; slot++) bySlot[fill[hashes[slot] >>> SHARD_SHIFT]++] = slot;
-    for (let k = 0; k < bySlot.length; k++) {
-      if (!index.insertSlot(hashes[bySlot[k]], bySlot[k])) {
-        throw new Error(`duplicate key '${index.key(bySlot[k])}' in a key chunk`);
+    // Then insert shard by shard ([hash, slot] pairs bucketed by shard, in slot order within one): each
+    // shard's table stays in cache while it fills, instead of every insert missing into a random one of 256
+    // tables, and the inserts read the pairs in order instead of each hash at a random place.
+    const fill = new Int32Array(SHARD_COUNT);
+    for (let shard = 1; shard < SHARD_COUNT; shard++) fill[shard] = fill[shard - 1] + 2 * perShard[shard - 1];
+    const byShard = new Int32Array(2 * index.count);
+    for (let slot = 0; slot < index.count; slot++) {
+      const h = hashes[slot];
+      const at = fill[h >>> SHARD_SHIFT];
+      byShard[at] = h;
+      byShard[at + 1] = slot;
+      fill[h >>> SHARD_SHIFT] = at + 2;
+    }
+    for (let k = 0; k < byShard.length; k += 2) {
+      if (!index.insertSlot(byShard[k], byShard[k + 1])) {
+        throw new Error(`duplicate key '${index.key(byShard[k + 1])}' in a key chunk`);
       }
     }
     return index;
