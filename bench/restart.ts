@@ -5,6 +5,10 @@
  * tail of 1 million records (a tenth with --quick). Reports snapshot size and write time, load rate, replay
  * rate, total restart time, heap bytes per hold, and the write p99 at a fixed offered load with and without a
  * snapshot being built (in a worker thread) at the same time. Last line: one JSON object.
+ *
+ * The writes run as balance-gate runs them: `npm run bench:restart` starts this process with the gate's
+ * environment and flags (node-flags.ts). The restart child gets the environment but V8's default GC: it
+ * measures the engine's restart, and with --single-threaded-gc a restart took about 10% longer here.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -230,4 +230,11 @@ test('npm start runs balance-gate with the flags and environment every other lau
     start,
     `${GATE_ENV_PREFIX} node ${GATE_NODE_FLAGS.join(' ')} --import tsx apps/balance-gate/main.ts`,
   );
+  // The benchmarks that embed the gate's store measure it as the gate runs.
+  for (const script of ['bench:engine', 'bench:restart']) {
+    const command: string = pkg.scripts[script];
+    assert.ok(command.startsWith(`${GATE_ENV_PREFIX} node `), `${script} lacks ${GATE_ENV_PREFIX}`);
+    for (const flag of GATE_NODE_FLAGS)
+      assert.ok(command.split(' ').includes(flag), `${script} lacks ${flag}`);
+  }
 });
