@@ -1,6 +1,6 @@
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { NodeFileSystem } from '../storage/node-file-system.ts';
+import { BlockingNodeFileSystem } from '../storage/node-file-system.ts';
 import { buildSnapshot } from './build.ts';
 
 /**
@@ -39,7 +39,8 @@ try {
     throw new Error(`module ${job.module} has no store definition exported as '${job.exportName}'`);
   }
   const built = await buildSnapshot({
-    fs: new NodeFileSystem(),
+    // Its own thread does its I/O: the process's libuv thread pool is left to the store's group commits.
+    fs: new BlockingNodeFileSystem(),
     dataDir: job.dataDir,
     definition,
     targetLsn: job.targetLsn,

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type FileHandle, type FileSystem, ioErrorCode } from './file-system.ts';
-import { NodeFileSystem } from './node-file-system.ts';
+import { BlockingNodeFileSystem, NodeFileSystem } from './node-file-system.ts';
 import { SimFileSystem } from './sim-file-system.ts';
 
 interface Subject {
@@ -34,11 +34,11 @@ async function readAll(handle: FileHandle): Promise<string> {
   return text(into.subarray(0, read));
 }
 
-function nodeSubject(): Subject {
+function nodeSubject(name: string, fs: FileSystem): Subject {
   let root = '';
   return {
-    name: 'NodeFileSystem',
-    fs: new NodeFileSystem(),
+    name,
+    fs,
     async makeRoot() {
       root = await fsp.mkdtemp(path.join(os.tmpdir(), 'engram-fs-contract-'));
       return root;
@@ -63,7 +63,13 @@ function simSubject(): Subject {
   };
 }
 
-for (const makeSubject of [nodeSubject, simSubject]) {
+const subjects: (() => Subject)[] = [
+  () => nodeSubject('NodeFileSystem', new NodeFileSystem()),
+  () => nodeSubject('BlockingNodeFileSystem', new BlockingNodeFileSystem()),
+  simSubject,
+];
+
+for (const makeSubject of subjects) {
   const subject = makeSubject();
   const { fs } = subject;
 

@@ -1,3 +1,4 @@
+import * as fsSync from 'node:fs';
 import { constants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { FileHandle, FileSystem, OpenMode, OpenOptions } from './file-system.ts';
@@ -140,4 +141,105 @@ async function readInParallel(handle: fsp.FileHandle, size: number): Promise<Uin
   };
   await Promise.all(Array.from({ length: PARALLEL_READS }, reader));
   return end === size ? buf : buf.subarray(0, end);
+}
+
+class BlockingNodeFileHandle implements FileHandle {
+  /** -1 once closed: the number may be reused by the next open, so a closed handle must never touch it. */
+  private fd: number;
+
+  constructor(fd: number) {
+    this.fd = fd;
+  }
+
+  private open(): number {
+    if (this.fd < 0) throw Object.assign(new Error('EBADF: file handle is closed'), { code: 'EBADF' });
+    return this.fd;
+  }
+
+  async write(data: Uint8Array, dataOffset: number, length: number, position: number): Promise<void> {
+    const fd = this.open();
+    let written = 0;
+    while (written < length) {
+      const n = fsSync.writeSync(fd, data, dataOffset + written, length - written, position + written);
+      if (n === 0) throw Object.assign(new Error('write returned 0 bytes'), { code: 'EIO' });
+      written += n;
+    }
+  }
+
+  async read(into: Uint8Array, intoOffset: number, length: number, position: number): Promise<number> {
+    return fsSync.readSync(this.open(), into, intoOffset, length, position);
+  }
+
+  async datasync(): Promise<void> {
+    fsSync.fdatasyncSync(this.open());
+  }
+
+  async truncate(length: number): Promise<void> {
+    fsSync.ftruncateSync(this.open(), length);
+  }
+
+  async size(): Promise<number> {
+    return fsSync.fstatSync(this.open()).size;
+  }
+
+  async close(): Promise<void> {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    fsSync.closeSync(fd);
+  }
+}
+
+/**
+ * node:fs with every call done synchronously on the calling thread, behind the same promise API: for
+ * background threads (the checkpoint worker). libuv's thread pool is one per process, four threads shared
+ * by every thread's asynchronous fs calls, and a snapshot's four concurrent 8 MiB reads filled it: the
+ * store's group commits queued behind them (fdatasyncs of 200+ ms seen while a worker loaded a 1.2 GB
+ * snapshot). A blocking call stalls only the worker, which has nothing else to do.
+ */
+export class BlockingNodeFileSystem implements FileSystem {
+  readonly supportsSyncWrites = true;
+
+  async open(filePath: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
+    const flags = OPEN_FLAGS[mode] | (options?.syncWrites ? constants.O_DSYNC : 0);
+    return new BlockingNodeFileHandle(fsSync.openSync(filePath, flags, 0o644));
+  }
+
+  async list(dir: string): Promise<string[]> {
+    try {
+      return fsSync.readdirSync(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+  }
+
+  async mkdirp(dir: string): Promise<void> {
+    fsSync.mkdirSync(dir, { recursive: true });
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    fsSync.renameSync(from, to);
+  }
+
+  async unlink(filePath: string): Promise<void> {
+    fsSync.unlinkSync(filePath);
+  }
+
+  async syncDir(dir: string): Promise<void> {
+    const fd = fsSync.openSync(path.resolve(dir), constants.O_RDONLY);
+    try {
+      fsSync.fsyncSync(fd);
+    } finally {
+      fsSync.closeSync(fd);
+    }
+  }
+
+  async exists(filePath: string): Promise<boolean> {
+    return fsSync.existsSync(filePath);
+  }
+
+  async readFile(filePath: string): Promise<Uint8Array> {
+    return fsSync.readFileSync(filePath);
+  }
 }
