@@ -212,7 +212,7 @@ export class KeyIndex {
       perShard: new Int32Array(SHARD_COUNT),
       buckets: new Int32Array(MERGE_BUCKETS + 1),
       bucketOf: new Int32Array(pending.length >> 1),
-      order: new Int32Array(pending.length >> 1),
+      order: new Int32Array(this.pendingMax),
     };
     const { perShard, buckets, bucketOf, order } = this.mergeScratch;
     perShard.fill(0);
