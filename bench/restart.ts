@@ -9,7 +9,7 @@
  *
  * The writes run as balance-gate runs them: `npm run bench:restart` starts this process with the gate's
  * environment and flags (node-flags.ts). The restart child gets the environment but V8's default GC: it
- * measures the engine's restart, and with --single-threaded-gc a restart took about 10% longer here.
+ * measures the engine's restart, and with the gate's flags a restart took about 10% longer here (measured with --single-threaded-gc).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';

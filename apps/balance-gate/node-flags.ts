@@ -3,13 +3,14 @@
  * tests use these). Both must be set when the process starts, so `package.json`'s scripts repeat them; a
  * test checks the start script does.
  *
- * `--single-threaded-gc`: on this project's 2-core machines the parallel scavenger's main thread waits for
+ * `--no-parallel-scavenge`: on this project's 2-core machines the parallel scavenger's main thread waits for
  * helper threads that share the cores with the log's thread pool and the load generator: a scavenge of
- * under 1 MB of survivors took 3-5 ms. Measured (decision 007): embedded memory-ack p99 at 88k/s offered
- * 3.3-4.3 ms vs 5.3-6.0 ms (3 runs each), throughput +4%; balance-gate over HTTP at saturation 20.8k and
- * 24.6k vs 15.4k and 15.7k reservations/s. Setting this flag at run time crashed the process.
+ * under 1 MB of survivors took 3-5 ms (decision 007). It replaced `--single-threaded-gc`, which also moved
+ * major-GC marking onto the main thread: embedded memory-ack p99 at 120k/s offered was 27-112 ms with that
+ * flag (incremental marking steps of 25-60 ms) and 15-20 ms with this one (4-5 runs each); balance-gate's
+ * HTTP saturation was the same within noise (16.8k vs 18.0k reservations/s, mean of 4 alternating runs).
  */
-export const GATE_NODE_FLAGS: readonly string[] = ['--single-threaded-gc'];
+export const GATE_NODE_FLAGS: readonly string[] = ['--no-parallel-scavenge'];
 
 /**
  * `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`: glibc's malloc asks for transparent huge pages
