@@ -239,7 +239,23 @@ export class BlockingNodeFileSystem implements FileSystem {
     return fsSync.existsSync(filePath);
   }
 
+  /** In 64 MiB reads: `readFileSync` refuses files over 2 GiB, and a large store's snapshot is one. */
   async readFile(filePath: string): Promise<Uint8Array> {
-    return fsSync.readFileSync(filePath);
+    const fd = fsSync.openSync(filePath, constants.O_RDONLY);
+    try {
+      const size = fsSync.fstatSync(fd).size;
+      const buf = Buffer.allocUnsafe(size);
+      let at = 0;
+      while (at < size) {
+        const n = fsSync.readSync(fd, buf, at, Math.min(BLOCKING_READ_PIECE_BYTES, size - at), at);
+        if (n === 0) break;
+        at += n;
+      }
+      return at === size ? buf : buf.subarray(0, at);
+    } finally {
+      fsSync.closeSync(fd);
+    }
   }
 }
+
+const BLOCKING_READ_PIECE_BYTES = 64 * 1024 * 1024;
