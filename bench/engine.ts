@@ -5,13 +5,15 @@
  * `memory` and `disk` ack points, side by side in one run with SQLite (WAL, synchronous=FULL, a transaction
  * per reservation, and batched) and lmdb-js (durable async transactions): same workload, same data, same
  * disk. Throughput and ack latency at saturation, Engram's latency at a fixed offered load of half its
- * maximum, fsyncs/s and mean group size, and the raw fdatasync latency of the disk. Last line: JSON.
+ * maximum, fsyncs/s and mean group size, the raw fdatasync latency of the disk, and the CPU gaps a
+ * never-blocking thread suffers (the floor under any p99 on this machine). Last line: JSON.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openEngramTarget } from './engram-target.ts';
+import { probeCpuGaps } from './lib/cpu-gap-probe.ts';
 import { probeFdatasync } from './lib/fdatasync-probe.ts';
 import { type LatencySummary, offer, saturate } from './lib/latency.ts';
 import { MERCHANT_BALANCE_CENTS, merchantIds, type Target, Workload } from './lib/workload.ts';
@@ -65,6 +67,13 @@ try {
   });
   log(
     `raw fdatasync (4 KiB overwrites of a zero-filled file): p50 ${overwrite.p50Ms.toFixed(3)} ms, p99 ${overwrite.p99Ms.toFixed(3)} ms`,
+  );
+  // The CPU's floor beside the disk's: how long a never-blocking thread loses the CPU (hypervisor, host).
+  const cpuIdle = await probeCpuGaps({ durationMs: values.quick ? 1000 : 2000 });
+  const cpuBusy = await probeCpuGaps({ durationMs: values.quick ? 1000 : 2000, loadOtherCores: true });
+  log(
+    `CPU gaps over 0.5 ms: ${cpuIdle.gapsPerS.toFixed(1)}/s, longest ${cpuIdle.maxGapMs.toFixed(2)} ms (other core idle); ` +
+      `${cpuBusy.gapsPerS.toFixed(1)}/s, longest ${cpuBusy.maxGapMs.toFixed(2)} ms (other core busy)`,
   );
   const rows: Row[] = [];
 
@@ -129,7 +138,7 @@ try {
   const fmt = (n: number | undefined, digits = 3) =>
     n === undefined || Number.isNaN(n) ? '-' : n.toFixed(digits);
   console.log(
-    `\nembedded reservations, ${SECONDS}s per run after ${WARMUP_MS} ms warm-up; raw fdatasync p99 ${fmt(fdatasync.p99Ms)} ms (appends), ${fmt(overwrite.p99Ms)} ms (preallocated)`,
+    `\nembedded reservations, ${SECONDS}s per run after ${WARMUP_MS} ms warm-up; raw fdatasync p99 ${fmt(fdatasync.p99Ms)} ms (appends), ${fmt(overwrite.p99Ms)} ms (preallocated); longest CPU gap ${fmt(cpuIdle.maxGapMs, 2)} ms (${fmt(cpuBusy.maxGapMs, 2)} ms with the other core busy)`,
   );
   console.log(
     [
@@ -175,6 +184,10 @@ try {
     fdatasync_p99_ms: fdatasync.p99Ms,
     fdatasync_preallocated_p50_ms: overwrite.p50Ms,
     fdatasync_preallocated_p99_ms: overwrite.p99Ms,
+    cpu_gaps_per_s: cpuIdle.gapsPerS,
+    cpu_gap_max_ms: cpuIdle.maxGapMs,
+    cpu_gaps_per_s_other_core_busy: cpuBusy.gapsPerS,
+    cpu_gap_max_ms_other_core_busy: cpuBusy.maxGapMs,
     mean_group_size: disk.meanGroup,
     engram_disk_fsyncs_per_s: disk.fsyncsPerS,
     disk_vs_lmdb: disk.saturation.opsPerS / lmdb.saturation.opsPerS,

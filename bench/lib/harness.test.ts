@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { Prng } from '../../src/util/prng.ts';
+import { probeCpuGaps } from './cpu-gap-probe.ts';
 import { probeFdatasync } from './fdatasync-probe.ts';
 import { Histogram, offer, saturate } from './latency.ts';
 import { fmt, formatTable, jsonLine } from './report.ts';
@@ -167,4 +168,17 @@ test('fdatasync probe: appends or overwrites of a zero-filled file, counted, and
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('CPU gap probe: spins for the time asked, alone or beside a busy worker, and counts only gaps over the threshold', async () => {
+  for (const loadOtherCores of [false, true]) {
+    const result = await probeCpuGaps({ durationMs: 200, gapMs: 0.5, loadOtherCores });
+    assert.ok(result.durationMs >= 200 && result.durationMs < 400, `${result.durationMs}`);
+    assert.ok(result.gapsPerS >= 0 && result.lostMsPerS >= 0);
+    assert.ok(result.gapsPerS === 0 ? result.maxGapMs === 0 : result.maxGapMs > 0.5);
+    assert.ok(result.lostMsPerS <= 1000);
+  }
+  // Every reading apart counts when the threshold is below the clock's step: the counts are real.
+  const all = await probeCpuGaps({ durationMs: 50, gapMs: -1 });
+  assert.ok(all.gapsPerS > 1000, `${all.gapsPerS}`);
 });
