@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import type { FileSystem } from '../storage/file-system.ts';
+import { deletePaced } from '../storage/paced-delete.ts';
 import { parseSnapshotName, SNAPSHOT_TEMP_SUFFIX } from './format.ts';
 import { type LoadedSnapshot, readSnapshotFile } from './snapshot-file.ts';
 
@@ -47,20 +48,24 @@ export async function loadNewestValid<T>(
   return { loaded: undefined, fallbacks };
 }
 
-/** Deletes all but the newest `keep` snapshots and any leftover temp files; returns the kept entries. */
+/**
+ * Deletes all but the newest `keep` snapshots and any leftover temp files; returns the kept entries. A
+ * snapshot is first renamed to a temp name (made durable before any of its bytes go), then deleted paced
+ * (deletePaced): a crash halfway leaves a temp file, which the next prune removes, never a shortened file
+ * under a snapshot's name.
+ */
 export async function pruneSnapshots(fs: FileSystem, dir: string, keep: number): Promise<SnapshotEntry[]> {
   const entries = await listSnapshots(fs, dir);
-  let changed = false;
-  for (const entry of entries.slice(keep)) {
-    await fs.unlink(entry.file);
-    changed = true;
-  }
+  const doomed = entries.slice(keep);
+  for (const entry of doomed) await fs.rename(entry.file, `${entry.file}${SNAPSHOT_TEMP_SUFFIX}`);
+  if (doomed.length > 0) await fs.syncDir(dir);
+  let deleted = false;
   for (const name of await fs.list(dir)) {
     if (name.endsWith(SNAPSHOT_TEMP_SUFFIX)) {
-      await fs.unlink(path.join(dir, name));
-      changed = true;
+      await deletePaced(fs, path.join(dir, name));
+      deleted = true;
     }
   }
-  if (changed) await fs.syncDir(dir);
+  if (deleted) await fs.syncDir(dir);
   return entries.slice(0, keep);
 }

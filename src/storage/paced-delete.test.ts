@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { pruneSnapshots } from '../snapshot/catalog.ts';
+import { snapshotName } from '../snapshot/format.ts';
+import type { FileHandle, FileSystem } from './file-system.ts';
+import { deletePaced, PACED_DELETE_STEP_BYTES } from './paced-delete.ts';
+import { SimFileSystem } from './sim-file-system.ts';
+
+/** `fs` with every handle's truncations recorded, and `onTruncate` run before each. */
+function watchTruncations(fs: FileSystem, onTruncate: (length: number) => void = () => {}) {
+  const sizes: number[] = [];
+  const watched: FileSystem = Object.create(fs);
+  watched.open = async (file, mode, options) => {
+    const handle = await fs.open(file, mode, options);
+    const wrapped: FileHandle = Object.create(handle);
+    wrapped.truncate = async (length) => {
+      onTruncate(length);
+      sizes.push(length);
+      return handle.truncate(length);
+    };
+    return wrapped;
+  };
+  return { fs: watched, sizes };
+}
+
+async function makeFile(fs: FileSystem, file: string, bytes: number): Promise<void> {
+  const handle = await fs.open(file, 'create');
+  await handle.write(new Uint8Array(bytes), 0, bytes, 0);
+  await handle.datasync();
+  await handle.close();
+}
+
+test('deletePaced shrinks a large file one step at a time, then unlinks it; a small file goes at once', async () => {
+  const sim = new SimFileSystem({ seed: 1, capacityBytes: 64 * 1024 * 1024 });
+  await sim.mkdirp('/d');
+  const { fs, sizes } = watchTruncations(sim);
+  const step = PACED_DELETE_STEP_BYTES;
+  await makeFile(sim, '/d/big', 2 * step + 100);
+  await deletePaced(fs, '/d/big');
+  assert.deepEqual(sizes, [step + 100, 100]);
+  assert.equal(await sim.exists('/d/big'), false);
+
+  sizes.length = 0;
+  await makeFile(sim, '/d/small', step);
+  await deletePaced(fs, '/d/small');
+  assert.deepEqual(sizes, []);
+  assert.equal(await sim.exists('/d/small'), false);
+});
+
+test('a crash while a pruned snapshot is being deleted leaves a temp file, never a shortened snapshot', async () => {
+  const sim = new SimFileSystem({ seed: 2, capacityBytes: 64 * 1024 * 1024 });
+  const dir = '/data/snapshots';
+  await sim.mkdirp(dir);
+  for (const lsn of [10, 20, 30])
+    await makeFile(sim, `${dir}/${snapshotName(lsn)}`, PACED_DELETE_STEP_BYTES + 1);
+  await sim.syncDir(dir);
+  const crashAtFirstStep = watchTruncations(sim, () => {
+    throw new Error('the process died here');
+  });
+  await assert.rejects(pruneSnapshots(crashAtFirstStep.fs, dir, 2), /the process died here/);
+  const rebooted = sim.crash();
+  const names = (await rebooted.list(dir)).sort();
+  assert.deepEqual(names, [`${snapshotName(10)}.tmp`, snapshotName(20), snapshotName(30)]);
+  // The next prune (the next snapshot's) finishes the deletion.
+  const kept = await pruneSnapshots(rebooted, dir, 2);
+  assert.deepEqual(
+    kept.map((e) => e.lsn),
+    [30, 20],
+  );
+  assert.deepEqual((await rebooted.list(dir)).sort(), [snapshotName(20), snapshotName(30)]);
+});
