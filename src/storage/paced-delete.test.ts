@@ -2,33 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pruneSnapshots } from '../snapshot/catalog.ts';
 import { snapshotName } from '../snapshot/format.ts';
-import type { FileHandle, FileSystem } from './file-system.ts';
 import { deletePaced, PACED_DELETE_STEP_BYTES } from './paced-delete.ts';
 import { SimFileSystem } from './sim-file-system.ts';
-
-/** `fs` with every handle's truncations recorded, and `onTruncate` run before each. */
-function watchTruncations(fs: FileSystem, onTruncate: (length: number) => void = () => {}) {
-  const sizes: number[] = [];
-  const watched: FileSystem = Object.create(fs);
-  watched.open = async (file, mode, options) => {
-    const handle = await fs.open(file, mode, options);
-    const wrapped: FileHandle = Object.create(handle);
-    wrapped.truncate = async (length) => {
-      onTruncate(length);
-      sizes.push(length);
-      return handle.truncate(length);
-    };
-    return wrapped;
-  };
-  return { fs: watched, sizes };
-}
-
-async function makeFile(fs: FileSystem, file: string, bytes: number): Promise<void> {
-  const handle = await fs.open(file, 'create');
-  await handle.write(new Uint8Array(bytes), 0, bytes, 0);
-  await handle.datasync();
-  await handle.close();
-}
+import { makeFile, watchTruncations } from './testing/truncation-watch.ts';
 
 test('deletePaced shrinks a large file one step at a time, then unlinks it; a small file goes at once', async () => {
   const sim = new SimFileSystem({ seed: 1, capacityBytes: 64 * 1024 * 1024 });
