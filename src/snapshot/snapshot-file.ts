@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import { EngramError } from '../errors.ts';
 import { crc32c } from '../log/crc32c.ts';
 import { asBuffer, type FileSystem } from '../storage/file-system.ts';
+import { deletePaced } from '../storage/paced-delete.ts';
 import { writePaced } from '../storage/paced-write.ts';
 import { readU64 } from '../util/bin.ts';
 import {
@@ -95,7 +96,8 @@ export async function writeSnapshotFile(
   await fs.mkdirp(dir);
   const file = path.join(dir, snapshotName(header.lsn));
   const temp = `${file}${SNAPSHOT_TEMP_SUFFIX}`;
-  if (await fs.exists(temp)) await fs.unlink(temp);
+  // A failed earlier attempt at this LSN: as big as a snapshot, so freed paced like one (see deletePaced).
+  if (await fs.exists(temp)) await deletePaced(fs, temp);
   // O_DSYNC, chunk by chunk: each write is on disk when it returns, so no gigabyte of dirty pages builds up
   // for one final fdatasync, which would hold up the log's group commits on the same disk meanwhile.
   const handle = await fs.open(temp, 'create', { syncWrites: true });

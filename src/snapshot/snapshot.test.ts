@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { cp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -70,12 +71,15 @@ test('restart reads the log from where the snapshot ends; a position that does n
   // The same snapshot claiming a wrong position (valid checksums, wrong offset): recovery must not start
   // reading mid-frame or cut the log there; it scans the segment from its start.
   await rm(built.file);
+  // A failed earlier attempt at the same LSN left its temp file: the new write replaces it.
+  await writeFile(`${built.file}.tmp`, 'half a snapshot');
   await writeSnapshotFile(
     new NodeFileSystem(),
     path.join(dir, 'snapshots'),
     { ...header, logPosition: { ...header.logPosition, offset: header.logPosition.offset - 8 } },
     payload,
   );
+  assert.equal(existsSync(`${built.file}.tmp`), false);
   const rescanned = await Store.open(bankDefinition, { dir });
   assert.equal(rescanned.recovery.resumedAt, undefined);
   assert.equal(rescanned.recovery.recordsReplayed, 250);
