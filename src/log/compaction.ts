@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import type { FileSystem } from '../storage/file-system.ts';
-import { deletePaced } from '../storage/paced-delete.ts';
+import { retirePaced } from '../storage/paced-delete.ts';
 import { parseSegmentName } from './format.ts';
 import { listSegments } from './reader.ts';
 
@@ -17,9 +17,9 @@ const DELETING_SUFFIX = '.deleting';
  * the retention margin the caller subtracted). A segment's last LSN is the next segment's base minus one,
  * so the newest segment (the one being written) is never deleted, and the log stays contiguous.
  *
- * The covered segments are renamed out of the log first (oldest first, then one directory fsync), then
- * deleted paced (deletePaced: freeing a gigabyte of segments at once stalled the group commits on a disk
- * with online discard). A crash halfway leaves `*.deleting` files, which the next compaction removes.
+ * The covered segments are renamed out of the log, then deleted paced (retirePaced: freeing a gigabyte of
+ * segments at once stalled the group commits on a disk with online discard). A crash halfway leaves
+ * `*.deleting` files, which the next compaction removes.
  */
 export async function compactLog(
   fs: FileSystem,
@@ -36,17 +36,14 @@ export async function compactLog(
     const handle = await fs.open(file, 'read');
     bytesFreed += await handle.size();
     await handle.close();
-    await fs.rename(file, `${file}${DELETING_SUFFIX}`);
     deleted.push(segments[i].name);
   }
-  if (deleted.length > 0) await fs.syncDir(dir);
-  let removed = false;
-  for (const name of await fs.list(dir)) {
-    if (!name.endsWith(DELETING_SUFFIX)) continue;
-    if (parseSegmentName(name.slice(0, -DELETING_SUFFIX.length)) === undefined) continue;
-    await deletePaced(fs, path.join(dir, name));
-    removed = true;
-  }
-  if (removed) await fs.syncDir(dir);
+  await retirePaced(
+    fs,
+    dir,
+    deleted,
+    DELETING_SUFFIX,
+    (name) => parseSegmentName(name.slice(0, -DELETING_SUFFIX.length)) !== undefined,
+  );
   return { deleted, bytesFreed };
 }

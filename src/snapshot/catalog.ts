@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import type { FileSystem } from '../storage/file-system.ts';
-import { deletePaced } from '../storage/paced-delete.ts';
+import { retirePaced } from '../storage/paced-delete.ts';
 import { parseSnapshotName, SNAPSHOT_TEMP_SUFFIX } from './format.ts';
 import { type LoadedSnapshot, readSnapshotFile } from './snapshot-file.ts';
 
@@ -49,23 +49,17 @@ export async function loadNewestValid<T>(
 }
 
 /**
- * Deletes all but the newest `keep` snapshots and any leftover temp files; returns the kept entries. A
- * snapshot is first renamed to a temp name (made durable before any of its bytes go), then deleted paced
- * (deletePaced): a crash halfway leaves a temp file, which the next prune removes, never a shortened file
- * under a snapshot's name.
+ * Deletes all but the newest `keep` snapshots and any leftover temp files; returns the kept entries. The
+ * snapshots are renamed to temp names, then deleted paced (retirePaced): a crash halfway leaves a temp
+ * file, which the next prune removes, never a shortened file under a snapshot's name.
  */
 export async function pruneSnapshots(fs: FileSystem, dir: string, keep: number): Promise<SnapshotEntry[]> {
   const entries = await listSnapshots(fs, dir);
-  const doomed = entries.slice(keep);
-  for (const entry of doomed) await fs.rename(entry.file, `${entry.file}${SNAPSHOT_TEMP_SUFFIX}`);
-  if (doomed.length > 0) await fs.syncDir(dir);
-  let deleted = false;
-  for (const name of await fs.list(dir)) {
-    if (name.endsWith(SNAPSHOT_TEMP_SUFFIX)) {
-      await deletePaced(fs, path.join(dir, name));
-      deleted = true;
-    }
-  }
-  if (deleted) await fs.syncDir(dir);
+  await retirePaced(
+    fs,
+    dir,
+    entries.slice(keep).map((entry) => entry.name),
+    SNAPSHOT_TEMP_SUFFIX,
+  );
   return entries.slice(0, keep);
 }

@@ -4,7 +4,13 @@ import { pruneSnapshots } from '../snapshot/catalog.ts';
 import { snapshotName } from '../snapshot/format.ts';
 import { deletePaced, PACED_DELETE_STEP_BYTES } from './paced-delete.ts';
 import { SimFileSystem } from './sim-file-system.ts';
-import { makeFile, watchTruncations } from './testing/truncation-watch.ts';
+import {
+  DIED_AT_TRUNCATE,
+  diskWithFiles,
+  dyingAtFirstTruncation,
+  makeFile,
+  watchTruncations,
+} from './testing/truncation-watch.ts';
 
 test('deletePaced shrinks a large file one step at a time, then unlinks it; a small file goes at once', async () => {
   const sim = new SimFileSystem({ seed: 1, capacityBytes: 64 * 1024 * 1024 });
@@ -24,16 +30,9 @@ test('deletePaced shrinks a large file one step at a time, then unlinks it; a sm
 });
 
 test('a crash while a pruned snapshot is being deleted leaves a temp file, never a shortened snapshot', async () => {
-  const sim = new SimFileSystem({ seed: 2, capacityBytes: 64 * 1024 * 1024 });
   const dir = '/data/snapshots';
-  await sim.mkdirp(dir);
-  for (const lsn of [10, 20, 30])
-    await makeFile(sim, `${dir}/${snapshotName(lsn)}`, PACED_DELETE_STEP_BYTES + 1);
-  await sim.syncDir(dir);
-  const crashAtFirstStep = watchTruncations(sim, () => {
-    throw new Error('the process died here');
-  });
-  await assert.rejects(pruneSnapshots(crashAtFirstStep.fs, dir, 2), /the process died here/);
+  const sim = await diskWithFiles(2, dir, [10, 20, 30].map(snapshotName), PACED_DELETE_STEP_BYTES + 1);
+  await assert.rejects(pruneSnapshots(dyingAtFirstTruncation(sim), dir, 2), new RegExp(DIED_AT_TRUNCATE));
   const rebooted = sim.crash();
   const names = (await rebooted.list(dir)).sort();
   assert.deepEqual(names, [`${snapshotName(10)}.tmp`, snapshotName(20), snapshotName(30)]);

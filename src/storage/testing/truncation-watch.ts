@@ -1,4 +1,5 @@
 import type { FileHandle, FileSystem } from '../file-system.ts';
+import { SimFileSystem } from '../sim-file-system.ts';
 
 /**
  * `fs` with every handle's truncations recorded in `sizes`, and `onTruncate` run before each (throw from
@@ -26,4 +27,22 @@ export async function makeFile(fs: FileSystem, file: string, bytes: number): Pro
   await handle.write(new Uint8Array(bytes), 0, bytes, 0);
   await handle.datasync();
   await handle.close();
+}
+
+export const DIED_AT_TRUNCATE = 'the process died at its first truncation';
+
+/** `fs` whose first truncation throws, as if the process died there (then crash the disk to see what is left). */
+export function dyingAtFirstTruncation(fs: FileSystem): FileSystem {
+  return watchTruncations(fs, () => {
+    throw new Error(DIED_AT_TRUNCATE);
+  }).fs;
+}
+
+/** A fresh simulated disk with `dir` holding durable zero-filled `files` of `bytes` each. */
+export async function diskWithFiles(seed: number, dir: string, files: readonly string[], bytes: number) {
+  const sim = new SimFileSystem({ seed, capacityBytes: 64 * 1024 * 1024 });
+  await sim.mkdirp(dir);
+  for (const name of files) await makeFile(sim, `${dir}/${name}`, bytes);
+  await sim.syncDir(dir);
+  return sim;
 }
