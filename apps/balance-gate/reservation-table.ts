@@ -12,7 +12,7 @@
  * snapshot load and replicas agree). `get` returns a fresh view object; mutate through the methods.
  */
 import { KeyIndex } from '../../src/collections/key-index.ts';
-import { typedArrayOver } from '../../src/util/bin.ts';
+import { typedArrayOver, uninitialized } from '../../src/util/bin.ts';
 import type { Status } from './status.ts';
 
 /** A reservation as read from the table (a copy; changing it changes nothing). */
@@ -60,10 +60,15 @@ interface Chunk {
   floats: Record<FloatColumn, Float64Array>;
 }
 
+/** A chunk's columns are uninitialised: `add` writes every column of a slot before the slot exists. */
 function newChunk(): Chunk {
   const floats = {} as Record<FloatColumn, Float64Array>;
-  for (const column of FLOAT_COLUMNS) floats[column] = new Float64Array(CHUNK_SLOTS);
-  return { merchant: new Int32Array(CHUNK_SLOTS), status: new Uint8Array(CHUNK_SLOTS), floats };
+  for (const column of FLOAT_COLUMNS) floats[column] = uninitialized(Float64Array, CHUNK_SLOTS);
+  return {
+    merchant: uninitialized(Int32Array, CHUNK_SLOTS),
+    status: uninitialized(Uint8Array, CHUNK_SLOTS),
+    floats,
+  };
 }
 
 type Column = FloatColumn | 'merchant' | 'status';

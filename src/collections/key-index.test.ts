@@ -60,6 +60,19 @@ test('holds keys across several arena chunks and many shard growths, and keeps a
   assert.equal(index.find(`payout-${count}`), -1, 'the original shares nothing with the rebuilt index');
 });
 
+test('a chunk sized from short keys grows for long ones: the next chunk starts with room for its keys', () => {
+  // The second chunk's arena is sized from the first chunk's 1-2 byte keys; its own keys are ~100 bytes.
+  const index = new KeyIndex();
+  for (let i = 0; i < KEY_CHUNK_SLOTS; i++) index.add(i.toString(36));
+  const long = (i: number) => `${'x'.repeat(90)}-${i}`;
+  for (let i = 0; i < 1000; i++) assert.equal(index.add(long(i)), KEY_CHUNK_SLOTS + i);
+  for (const probe of [index, roundTrip(index)]) {
+    for (let i = 0; i < 1000; i += 37) assert.equal(probe.key(KEY_CHUNK_SLOTS + i), long(i));
+    assert.equal(probe.find(long(999)), KEY_CHUNK_SLOTS + 999);
+    assert.equal(probe.find((KEY_CHUNK_SLOTS - 1).toString(36)), KEY_CHUNK_SLOTS - 1);
+  }
+});
+
 test('a key that is a prefix of another, or equal in length but different, is a different key', () => {
   const index = new KeyIndex();
   index.add('ab');
