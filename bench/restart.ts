@@ -8,8 +8,8 @@
  * object.
  *
  * The writes run as balance-gate runs them: `npm run bench:restart` starts this process with the gate's
- * environment and flags (node-flags.ts). The restart child gets the environment but V8's default GC: it
- * measures the engine's restart, and with the gate's flags a restart took about 10% longer here (measured with --single-threaded-gc).
+ * flags (node-flags.ts). The restart child runs with V8's default GC: it measures the engine's restart, and
+ * with the gate's flags a restart took about 10% longer here (measured with --single-threaded-gc).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -17,7 +17,6 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { balanceGateDefinition } from '../apps/balance-gate/domain.ts';
-import { GATE_ENV } from '../apps/balance-gate/node-flags.ts';
 import { Store } from '../src/engine/store.ts';
 
 const { values } = parseArgs({
@@ -123,8 +122,6 @@ async function restartInChild(dir: string): Promise<Record<string, number>> {
       dir,
     ],
     {
-      // The child restarts as balance-gate would run (huge-page malloc, decision 008).
-      env: { ...process.env, ...GATE_ENV },
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
-import { GATE_ENV, GATE_ENV_PREFIX, GATE_NODE_FLAGS, hugePageMalloc } from './node-flags.ts';
+import { GATE_NODE_FLAGS } from './node-flags.ts';
 
 /** The service as an operator runs it: `node --import tsx apps/balance-gate/main.ts`. */
 const MAIN = new URL('./main.ts', import.meta.url).pathname;
@@ -30,9 +30,9 @@ interface Run {
   exited: Promise<number | string>;
 }
 
-function run(args: string[], env: Record<string, string>): Run {
+function run(args: string[], env: Record<string, string> = {}): Run {
   const child = spawn(process.execPath, [...GATE_NODE_FLAGS, '--import', 'tsx', MAIN, ...args], {
-    env: { PATH: process.env.PATH ?? '', ...GATE_ENV, HOST: '127.0.0.1', PORT: '0', ...env },
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -125,11 +125,10 @@ test('--help lists every setting with its environment twin and exits 0', async (
     assert.ok(gate.stdout().includes(text), text);
 });
 
-test('start-up log states the ack point, data dir, huge-page malloc, records replayed and replay time; SIGTERM flushes and exits 0', async () => {
+test('start-up log states the ack point, data dir, records replayed and replay time; SIGTERM flushes and exits 0', async () => {
   const dataDir = await tempDir();
   const first = run([], { DATA_DIR: dataDir });
   const line = await ready(first);
-  assert.equal(logLines(first.stdout()).find((l) => l.msg.startsWith('listening'))?.hugePageMalloc, true);
   assert.equal(line.ackPoint, 'disk');
   assert.equal(line.dataDir, dataDir);
   assert.equal(line.recordsReplayed, 0);
@@ -151,12 +150,8 @@ test('start-up log states the ack point, data dir, huge-page malloc, records rep
   assert.ok(logLines(first.stdout()).some((l) => l.msg === 'stopped'));
   assert.equal(logLines(first.stdout()).filter((l) => l.level >= 50).length, 0, 'no error logged');
 
-  const second = run(['--data-dir', dataDir, '--durability', 'memory'], { GLIBC_TUNABLES: '' });
+  const second = run(['--data-dir', dataDir, '--durability', 'memory']);
   const again = await ready(second);
-  assert.ok(
-    logLines(second.stdout()).some((l) => l.level === 40 && l.msg.includes(GATE_ENV_PREFIX)),
-    'started without huge-page malloc: a warning names the setting',
-  );
   assert.equal(again.ackPoint, 'memory');
   assert.ok((again.recordsReplayed as number) >= 1);
   const acked = answered.filter((a) => a?.status === 200);
@@ -215,25 +210,14 @@ test('a data directory that another process holds: exit 1 with the reason', asyn
   assert.equal(await holder.exited, 0);
 });
 
-test('huge-page malloc is recognised in GLIBC_TUNABLES among other tunables, and only when on', () => {
-  assert.equal(hugePageMalloc(GATE_ENV), true);
-  assert.equal(hugePageMalloc({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1' }), true);
-  assert.equal(hugePageMalloc({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }), false);
-  assert.equal(hugePageMalloc({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=10' }), false);
-  assert.equal(hugePageMalloc({}), false);
-});
-
-test('npm start runs balance-gate with the flags and environment every other launcher uses (both act only at start)', async () => {
+test('npm start runs balance-gate with the flags every other launcher uses (they act only at start)', async () => {
   const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8'));
   const start: string = pkg.scripts.start;
-  assert.equal(
-    start,
-    `${GATE_ENV_PREFIX} node ${GATE_NODE_FLAGS.join(' ')} --import tsx apps/balance-gate/main.ts`,
-  );
+  assert.equal(start, `node ${GATE_NODE_FLAGS.join(' ')} --import tsx apps/balance-gate/main.ts`);
   // The benchmarks that embed the gate's store measure it as the gate runs.
   for (const script of ['bench:engine', 'bench:restart']) {
     const command: string = pkg.scripts[script];
-    assert.ok(command.startsWith(`${GATE_ENV_PREFIX} node `), `${script} lacks ${GATE_ENV_PREFIX}`);
+    assert.ok(command.startsWith('node '), `${script} runs node directly, as npm start does`);
     for (const flag of GATE_NODE_FLAGS)
       assert.ok(command.split(' ').includes(flag), `${script} lacks ${flag}`);
   }

@@ -12,7 +12,6 @@ import { buildApp, type GateStore } from './app.ts';
 import { ConfigError, type GateConfig, parseConfig } from './config.ts';
 import { balanceGateDefinition } from './domain.ts';
 import { ExpiryTimer } from './expiry-timer.ts';
-import { GATE_ENV_PREFIX, hugePageMalloc } from './node-flags.ts';
 
 function readConfig(): GateConfig {
   try {
@@ -72,15 +71,10 @@ const logging = {
 
 async function start(): Promise<void> {
   const address = await app.listen({ port: config.port, host: config.host });
-  const hugePages = hugePageMalloc(process.env);
   log.info(
-    { address, ackPoint: config.durability, dataDir: config.dataDir, hugePageMalloc: hugePages },
+    { address, ackPoint: config.durability, dataDir: config.dataDir },
     'listening; recovering the store (/readyz 503 until done)',
   );
-  if (!hugePages && process.platform === 'linux')
-    log.warn(
-      `malloc without huge pages: recovery fills memory up to twice as slowly; start with ${GATE_ENV_PREFIX} (npm start does)`,
-    );
   opening = Store.open(balanceGateDefinition, {
     dir: config.dataDir,
     ackPoint: config.durability,

@@ -1,7 +1,6 @@
 /**
- * The Node/V8 flags and the environment balance-gate runs with (`npm start`, the benchmarks and the process
- * tests use these). Both must be set when the process starts, so `package.json`'s scripts repeat them; a
- * test checks the start script does.
+ * The Node/V8 flags balance-gate runs with (`npm start`, the benchmarks and the process tests use them).
+ * They must be set when the process starts, so `package.json`'s scripts repeat them; a test checks they do.
  *
  * `--no-parallel-scavenge`: on this project's 2-core machines the parallel scavenger's main thread waits for
  * helper threads that share the cores with the log's thread pool and the load generator: a scavenge of
@@ -13,21 +12,9 @@
 export const GATE_NODE_FLAGS: readonly string[] = ['--no-parallel-scavenge'];
 
 /**
- * `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`: glibc's malloc asks for transparent huge pages
- * (madvise(MADV_HUGEPAGE)) on the large blocks it maps, and every ArrayBuffer (the state's typed-array
- * columns, the key index, a loaded snapshot) comes from malloc. On these VMs the first touch of a 4 KiB page
- * costs 12-16 µs, so a restart that fills 1.8 GB spent about half its time in page faults. Measured
- * (decision 008): restart of 11.6M holds 6.8-8.6 s vs 10.1-11.9 s, 110k vs 490k page faults. glibc before
- * 2.35 ignores the tunable.
+ * No environment is set: `GLIBC_TUNABLES=glibc.malloc.hugetlb=1` was, from decision 008 until it was
+ * measured again (decision 008, superseded). With it, the first write to each fresh 2 MiB of a growing table
+ * faulted in a whole huge page, and the event loop stalled ~30 ms every 65,536 holds: embedded memory-ack
+ * p99 at 120k/s 53-103 ms vs 17-39 ms without (3 alternating runs), and restart of 11.7M holds was no
+ * faster (7.6-10.4 s vs 5.8-8.2 s, 6 alternating pairs).
  */
-export const GATE_ENV: Readonly<Record<string, string>> = { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
-
-/** `GATE_ENV` as the `NAME=value` words that prefix a shell command (the npm scripts). */
-export const GATE_ENV_PREFIX = Object.entries(GATE_ENV)
-  .map(([name, value]) => `${name}=${value}`)
-  .join(' ');
-
-/** Whether `env` asks glibc's malloc for huge pages (what GATE_ENV sets). */
-export function hugePageMalloc(env: NodeJS.ProcessEnv): boolean {
-  return /(^|:)glibc\.malloc\.hugetlb=[12](:|$)/.test(env.GLIBC_TUNABLES ?? '');
-}

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { Pool } from 'undici';
-import { GATE_ENV, GATE_NODE_FLAGS } from '../../apps/balance-gate/node-flags.ts';
+import { GATE_NODE_FLAGS } from '../../apps/balance-gate/node-flags.ts';
 import { freePort, type Spawned, spawnServer, tempDir, waitFor } from './processes.ts';
 
 export const GATE_MAIN = new URL('../../apps/balance-gate/main.ts', import.meta.url).pathname;
@@ -34,7 +34,6 @@ export async function startGate(options: {
     [...GATE_NODE_FLAGS, '--import', 'tsx', GATE_MAIN],
     {
       ...process.env,
-      ...GATE_ENV,
       PORT: String(port),
       HOST: '127.0.0.1',
       DATA_DIR: dataDir,

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { GATE_ENV, GATE_NODE_FLAGS } from '../../apps/balance-gate/node-flags.ts';
+import { GATE_NODE_FLAGS } from '../../apps/balance-gate/node-flags.ts';
 import { freePort } from './free-port.ts';
 
 const MAIN = new URL('../../apps/balance-gate/main.ts', import.meta.url).pathname;
@@ -20,7 +20,6 @@ export async function startGate(dataDir: string, env: Record<string, string> = {
   const child = spawn(process.execPath, [...GATE_NODE_FLAGS, '--import', 'tsx', MAIN], {
     env: {
       ...process.env,
-      ...GATE_ENV,
       PORT: String(port),
       HOST: '127.0.0.1',
       DATA_DIR: dataDir,
