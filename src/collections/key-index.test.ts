@@ -170,6 +170,24 @@ test('keys added as bytes are found before and after their bulk merge, mixed wit
   );
 });
 
+test('a key refused by addBytes at the first slot of a new chunk leaves the index as it was', () => {
+  const index = new KeyIndex();
+  for (let i = 0; i < KEY_CHUNK_SLOTS - 1; i++) index.add(`k${i}`);
+  const bytes = Buffer.from('pq');
+  assert.equal(index.addBytes(bytes, 0, 1), KEY_CHUNK_SLOTS - 1); // 'p', the last slot of the first chunk
+  assert.throws(() => index.addBytes(bytes, 0, 1), /'p' is already in the index/); // would open chunk 2
+  assert.equal(index.size, KEY_CHUNK_SLOTS);
+  assert.equal(roundTrip(index).size, KEY_CHUNK_SLOTS, 'the opened, empty chunk is not part of a snapshot');
+  assert.equal(index.addBytes(bytes, 1, 2), KEY_CHUNK_SLOTS); // 'q' takes the slot instead
+  for (const probe of [index, roundTrip(index)]) {
+    assert.equal(probe.find('p'), KEY_CHUNK_SLOTS - 1);
+    assert.equal(probe.find('q'), KEY_CHUNK_SLOTS);
+    assert.equal(probe.key(KEY_CHUNK_SLOTS), 'q');
+    assert.equal(probe.find('k0'), 0);
+  }
+  assert.equal(index.add('r'), KEY_CHUNK_SLOTS + 1);
+});
+
 test('a duplicate let in by addBytes is caught at the merge and breaks the index loudly', () => {
   const index = new KeyIndex(2);
   index.add('a');

@@ -153,37 +153,50 @@ export class KeyIndex {
    */
   addBytes(bytes: Uint8Array, start: number, end: number): number {
     if (this.broken) throw this.broken;
-    const length = end - start;
-    if (length > this.encoded.length) this.encoded = Buffer.alloc(length * 2);
-    const encoded = this.encoded;
-    for (let k = 0; k < length; k++) encoded[k] = bytes[start + k];
-    this.encodedLength = length;
-    this.lastAscii = false;
-    this.lastMalformed = false;
     this.lastKey = undefined;
-    const h = hashKeyBytes(encoded, 0, length);
-    if (this.findPending(h, undefined) >= 0) {
-      throw new Error(`key '${encoded.toString('utf8', 0, length)}' is already in the index`);
+    // The bytes go straight into the new slot's place in the arena and are hashed there: one copy per key
+    // (a copy into `encoded` and another into the arena were a third of replay's time in this method).
+    // The slot counts only once the key is known to be new; a refused key's bytes are overwritten later.
+    const slot = this.count;
+    const length = end - start;
+    const chunk = this.chunkWithRoom(slot, length);
+    const at = chunk.offsets[slot & CHUNK_MASK];
+    const arena = chunk.arena;
+    for (let k = 0; k < length; k++) arena[at + k] = bytes[start + k];
+    chunk.offsets[(slot & CHUNK_MASK) + 1] = at + length;
+    const h = hashKeyBytes(arena, at, at + length);
+    if (this.findPendingSlot(h, slot) >= 0) {
+      throw new Error(`key '${arena.toString('utf8', at, at + length)}' is already in the index`);
     }
     // Into the small pending table (in cache): checking the main table now would be a cache and TLB miss
     // per key at tens of millions of keys; the merge checks them in table order instead.
-    const slot = this.count;
-    this.appendBytes(slot, '');
     this.count = slot + 1;
     this.insertPending(h, slot);
     if (this.pendingCount >= this.pendingMax) this.mergePending();
     return slot;
   }
 
-  /** Slot of the key hashed last (`key`, or the bytes in `encoded` when undefined) among pending keys, or -1. */
-  private findPending(h: number, key: string | undefined): number {
+  /** The pending slot holding the same bytes as `slot` (hash `h`), or -1. */
+  private findPendingSlot(h: number, slot: number): number {
     const table = this.pending;
     if (table === undefined) return -1;
     const mask = (table.length >> 1) - 1;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const entry = table[2 * i + 1];
       if (entry === 0) return -1;
-      if (table[2 * i] === h && this.equals(entry - 1, key ?? '')) return entry - 1;
+      if (table[2 * i] === h && this.sameKeys(entry - 1, slot)) return entry - 1;
+    }
+  }
+
+  /** Slot of `key`, the key hashed last (with hash `h`), among pending keys, or -1. */
+  private findPending(h: number, key: string): number {
+    const table = this.pending;
+    if (table === undefined) return -1;
+    const mask = (table.length >> 1) - 1;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const entry = table[2 * i + 1];
+      if (entry === 0) return -1;
+      if (table[2 * i] === h && this.equals(entry - 1, key)) return entry - 1;
     }
   }
 
@@ -290,7 +303,9 @@ export class KeyIndex {
    * key bytes. With `fromChunks`, the whole persistent form of the index.
    */
   *chunksForSnapshot(): IterableIterator<{ count: number; offsets: Uint32Array; bytes: Uint8Array }> {
-    for (let c = 0; c < this.chunks.length; c++) {
+    // Only chunks that hold keys: one can be opened for a key addBytes then refused.
+    const used = Math.ceil(this.count / KEY_CHUNK_SLOTS);
+    for (let c = 0; c < used; c++) {
       const count = Math.min(KEY_CHUNK_SLOTS, this.count - c * KEY_CHUNK_SLOTS);
       const { arena, offsets } = this.chunks[c];
       yield {
@@ -490,16 +505,10 @@ export class KeyIndex {
 
   /** Appends the key's bytes (hashed last) as slot's. */
   private appendBytes(slot: number, key: string): void {
-    if ((slot & CHUNK_MASK) === 0) this.chunks.push(this.newChunk());
-    const chunk = this.chunks[slot >>> CHUNK_BITS];
+    const length = this.lastAscii ? key.length : this.encodedLength;
+    const chunk = this.chunkWithRoom(slot, length);
     const i = slot & CHUNK_MASK;
     const start = chunk.offsets[i];
-    const length = this.lastAscii ? key.length : this.encodedLength;
-    if (start + length > chunk.arena.length) {
-      const grown = Buffer.allocUnsafe(Math.max(chunk.arena.length * 2, start + length));
-      chunk.arena.copy(grown, 0, 0, start);
-      chunk.arena = grown;
-    }
     const arena = chunk.arena;
     if (this.lastAscii) {
       for (let k = 0; k < length; k++) arena[start + k] = key.charCodeAt(k);
@@ -509,5 +518,18 @@ export class KeyIndex {
       for (let k = 0; k < length; k++) arena[start + k] = encoded[k];
     }
     chunk.offsets[i + 1] = start + length;
+  }
+
+  /** The chunk `slot` belongs to (created when it is the first slot of one), with `length` bytes free for it. */
+  private chunkWithRoom(slot: number, length: number): Chunk {
+    if (this.chunks.length === slot >>> CHUNK_BITS) this.chunks.push(this.newChunk());
+    const chunk = this.chunks[slot >>> CHUNK_BITS];
+    const start = chunk.offsets[slot & CHUNK_MASK];
+    if (start + length > chunk.arena.length) {
+      const grown = Buffer.allocUnsafe(Math.max(chunk.arena.length * 2, start + length));
+      chunk.arena.copy(grown, 0, 0, start);
+      chunk.arena = grown;
+    }
+    return chunk;
   }
 }

@@ -135,6 +135,10 @@ export class BinWriter {
 /** Strings shorter than this are tried as ASCII with a one-byte length prefix. */
 const SHORT_STRING_MAX = 64;
 
+function truncated(bytes: number, pos: number, end: number): RangeError {
+  return new RangeError(`truncated data: need ${bytes} bytes at offset ${pos}, have ${end - pos}`);
+}
+
 export class BinReader {
   /** The buffer read; change it only through `reset`. */
   buf: Buffer;
@@ -164,12 +168,9 @@ export class BinReader {
     return this.end - this.pos;
   }
 
+  /** The bounds check of every read; its throw lives in `truncated` so that this stays small enough to inline. */
   private need(bytes: number): void {
-    if (this.pos + bytes > this.end) {
-      throw new RangeError(
-        `truncated data: need ${bytes} bytes at offset ${this.pos}, have ${this.end - this.pos}`,
-      );
-    }
+    if (this.pos + bytes > this.end) throw truncated(bytes, this.pos, this.end);
   }
 
   u8(): number {
