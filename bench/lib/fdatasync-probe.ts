@@ -9,6 +9,13 @@
  * By default the write and fdatasync are synchronous system calls timed on the calling thread (the raw cost,
  * no event loop in it; the probe blocks the event loop while it runs). `async: true` goes through Node's
  * thread pool (`FileHandle.write` + `datasync`), as an async log writer does, to show what that path adds.
+ *
+ * The usual percentiles count syncs; a request's latency is charged by time. A sync that stalls 60 ms
+ * holds up every request that arrives meanwhile (6,000 at 100,000/s), and it counts once among the syncs.
+ * So the probe also reports the time-weighted p99: the length d such that syncs no longer than d fill 99% of
+ * the probe's sync time, i.e. a request arriving at a random instant finds the disk busy with a sync of at
+ * most d with probability 0.99. No log on that disk can acknowledge a durable write at a request-weighted
+ * p99 below it; its share of time in syncs over 2 ms says how far above 2 ms that floor sits.
  */
 import { closeSync, constants, fdatasyncSync, promises as fsp, openSync, rmSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
@@ -47,6 +54,27 @@ export interface FdatasyncProbeResult extends LatencySummary {
   meanMs: number;
   p90Ms: number;
   elapsedMs: number;
+  /** See the module comment: the p99 of the sync a random instant falls in. */
+  timeWeightedP99Ms: number;
+  /** Share of the measured time spent in syncs longer than 2 ms. */
+  timeShareOver2Ms: number;
+}
+
+/**
+ * The q-quantile of `durationsMs` weighted by their length: the smallest d such that the durations <= d sum
+ * to at least q of the total. NaN when empty.
+ */
+export function timeWeightedQuantile(durationsMs: ArrayLike<number>, q: number): number {
+  const sorted = Float64Array.from(durationsMs).sort();
+  let total = 0;
+  for (const d of sorted) total += d;
+  if (sorted.length === 0 || !(total > 0)) return Number.NaN;
+  let covered = 0;
+  for (const d of sorted) {
+    covered += d;
+    if (covered >= q * total) return d;
+  }
+  return sorted[sorted.length - 1];
 }
 
 /** Latency of `blockBytes` appends + fdatasync in `dir`; a number is the old `durationMs` argument. */
@@ -65,6 +93,11 @@ export async function probeFdatasync(
   const file = path.join(dir, `fdatasync-probe-${process.pid}-${Date.now()}.bin`);
   const block = Buffer.alloc(blockBytes, 0x5a);
   const histogram = new Histogram();
+  const durationsMs: number[] = [];
+  const measure = (ms: number) => {
+    histogram.recordMs(ms);
+    durationsMs.push(ms);
+  };
   let position = 0;
   let startMs = performance.now();
   const preallocated = o.preallocated ?? false;
@@ -88,7 +121,7 @@ export async function probeFdatasync(
           const t = performance.now();
           await handle.write(block, 0, blockBytes, position);
           await handle.datasync();
-          if (measured) histogram.recordMs(performance.now() - t);
+          if (measured) measure(performance.now() - t);
           advance();
           if (gapMs > 0) await idle();
         }
@@ -105,7 +138,7 @@ export async function probeFdatasync(
           const t = performance.now();
           writeSync(fd, block, 0, blockBytes, position);
           fdatasyncSync(fd);
-          if (measured) histogram.recordMs(performance.now() - t);
+          if (measured) measure(performance.now() - t);
           advance();
           if (gapMs > 0) await idle();
         }
@@ -118,6 +151,8 @@ export async function probeFdatasync(
   }
   const elapsedMs = performance.now() - startMs;
   const s = histogram.summary();
+  let over2Ms = 0;
+  for (const d of durationsMs) if (d > 2) over2Ms += d;
   return {
     ...s,
     opsPerS: (s.count / elapsedMs) * 1000,
@@ -127,6 +162,8 @@ export async function probeFdatasync(
     gapMs,
     preallocated,
     elapsedMs,
+    timeWeightedP99Ms: timeWeightedQuantile(durationsMs, 0.99),
+    timeShareOver2Ms: over2Ms / elapsedMs,
   };
 }
 

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { Prng } from '../../src/util/prng.ts';
 import { probeCpuGaps } from './cpu-gap-probe.ts';
-import { probeFdatasync } from './fdatasync-probe.ts';
+import { probeFdatasync, timeWeightedQuantile } from './fdatasync-probe.ts';
 import { Histogram, offer, saturate } from './latency.ts';
 import { fmt, formatTable, jsonLine } from './report.ts';
 import {
@@ -163,11 +163,22 @@ test('fdatasync probe: appends or overwrites of a zero-filled file, counted, and
       assert.equal(result.count, 40);
       assert.equal(result.preallocated, preallocated);
       assert.ok(result.p50Ms > 0 && result.p99Ms >= result.p50Ms);
+      assert.ok(result.timeWeightedP99Ms >= result.p50Ms && result.timeWeightedP99Ms <= result.maxMs);
+      assert.ok(result.timeShareOver2Ms >= 0 && result.timeShareOver2Ms < 1);
       assert.deepEqual(await readdir(dir), []);
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('time-weighted quantile: one long stall among many short syncs sets the p99 that the per-sync p99 hides', () => {
+  // 990 syncs of 1 ms and 10 of 100 ms: the per-sync p99 is 1 ms, but half the time goes to the long ones.
+  const durations = [...Array.from({ length: 990 }, () => 1), ...Array.from({ length: 10 }, () => 100)];
+  assert.equal(timeWeightedQuantile(durations, 0.99), 100);
+  assert.equal(timeWeightedQuantile(durations, 0.4), 1);
+  assert.equal(timeWeightedQuantile([2, 2, 2, 2], 0.99), 2);
+  assert.ok(Number.isNaN(timeWeightedQuantile([], 0.99)));
 });
 
 test('CPU gap probe: spins for the time asked, alone or beside a busy worker, and counts only gaps over the threshold', async () => {
