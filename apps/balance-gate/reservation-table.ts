@@ -12,6 +12,7 @@
  * snapshot load and replicas agree). `get` returns a fresh view object; mutate through the methods.
  */
 import { KeyIndex } from '../../src/collections/key-index.ts';
+import { ByteSequence } from '../../src/engine/state-hash.ts';
 import { typedArrayOver, uninitialized } from '../../src/util/bin.ts';
 import type { Status } from './status.ts';
 
@@ -278,27 +279,18 @@ export class ReservationTable {
 
   /**
    * The table as plain data in a canonical form, for the state hash: ids in slot order and each column
-   * trimmed to the used slots (independent of chunk capacity), one contiguous typed array per column.
+   * trimmed to the used slots (independent of chunk capacity), hashed as one contiguous byte sequence per
+   * column without being copied into one.
    */
   canonical(): unknown {
-    const columns: Record<string, ArrayBufferView> = {};
-    for (const column of ALL_COLUMNS) columns[column] = concat([...this.columnBytes(column)]);
+    const columns: Record<string, ByteSequence> = {};
+    for (const column of ALL_COLUMNS) columns[column] = new ByteSequence([...this.columnBytes(column)]);
     const idChunks = [...this.ids.chunksForSnapshot()];
     const idLengths = new Uint32Array(this.ids.size);
     let slot = 0;
     for (const { count, offsets } of idChunks) {
       for (let i = 0; i < count; i++) idLengths[slot++] = offsets[i + 1] - offsets[i];
     }
-    return { idBytes: concat(idChunks.map((c) => c.bytes)), idLengths, columns };
+    return { idBytes: new ByteSequence(idChunks.map((c) => c.bytes)), idLengths, columns };
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    bytes.set(part, offset);
-    offset += part.length;
-  }
-  return bytes;
 }
