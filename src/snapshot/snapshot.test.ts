@@ -239,3 +239,16 @@ test('a truncated or bit-flipped snapshot file is refused with file and offset',
     (e: EngramError) => e.code === 'snapshot_invalid' && typeof e.details.offset === 'number',
   );
 });
+
+test('the snapshot image is the same bytes whatever room its size hint reserves', async () => {
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, { dir });
+  await deposits(store, 0, 2_000);
+  const state = (store as unknown as { m: { encodeImage(sizeHint?: number): Buffer } }).m;
+  const exact = state.encodeImage();
+  // Too small (grows from there), exact, generous, and past the reservation cap (clamped).
+  for (const hint of [10, exact.length, exact.length * 3, 2 ** 40]) {
+    assert.ok(state.encodeImage(hint).equals(exact), `hint ${hint}`);
+  }
+  await store.close();
+});
