@@ -1,7 +1,7 @@
 import { AssertionFailure } from '../errors.ts';
 import type { LogRecord } from '../log/reader.ts';
 import { plainDataCodec } from '../snapshot/plain-data-codec.ts';
-import { BinReader, BinWriter } from '../util/bin.ts';
+import { BinReader, BinWriter, PieceWriter } from '../util/bin.ts';
 import type { AnyEventDefs, ApplyMeta, StoreDefinition } from './definition.ts';
 import { DEFAULT_IDEMPOTENCY_LIMITS, type IdempotencyLimits, IdempotencyWindow } from './idempotency.ts';
 import { RecordReader } from './record.ts';
@@ -123,12 +123,14 @@ export class MaterializedState<S, I> {
 
   /** The snapshot payload: definition name, record time, idempotency window, state. */
   /**
-   * `sizeHint`: the bytes the image is expected to take. A buffer of that size is reserved at once: grown by
-   * doubling from 1 MiB instead, a 1 GB image copied itself ten times into fresh memory, ~2 GB of pages
-   * faulted in for 1 GB of image (pages of the reservation that are never written cost nothing).
+   * The snapshot payload, as pieces to be written in order: large typed-array values (a table's columns,
+   * its key arenas) are referenced, not copied (PieceWriter), so the state must stay unchanged until they
+   * are written. `sizeHint`: the bytes the image is expected to take; a buffer of that size is reserved at
+   * once for what is copied. Grown by doubling from 1 MiB instead, a 1 GB image copied itself ten times into
+   * fresh memory (pages of the reservation that are never written cost nothing).
    */
-  encodeImage(sizeHint = 0): Buffer {
-    const w = new BinWriter(Math.min(IMAGE_RESERVE_MAX_BYTES, Math.max(1024 * 1024, Math.ceil(sizeHint))));
+  encodeImage(sizeHint = 0): Uint8Array[] {
+    const w = new PieceWriter(Math.min(IMAGE_RESERVE_MAX_BYTES, Math.max(1024 * 1024, Math.ceil(sizeHint))));
     w.string(this.definition.name);
     w.f64(this.lastNowMs);
     w.u32(this.idempotency.size);
@@ -142,7 +144,7 @@ export class MaterializedState<S, I> {
       this.registry.commandsById.get(e.commandId)!.resultCodec.encode(e.result, w);
     }
     (this.definition.stateCodec ?? plainDataCodec).encode(this.state, w);
-    return w.buf.subarray(0, w.pos);
+    return w.pieces();
   }
 
   /** Rebuilds the state a snapshot image holds, at `lsn`; indexes are rebuilt from the state. */

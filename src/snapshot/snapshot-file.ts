@@ -91,8 +91,11 @@ export async function writeSnapshotFile(
   fs: FileSystem,
   dir: string,
   header: Omit<SnapshotHeader, 'formatVersion' | 'engineVersion'>,
-  payload: Buffer,
+  payload: Uint8Array | readonly Uint8Array[],
 ): Promise<{ file: string; bytes: number }> {
+  const pieces = payload instanceof Uint8Array ? [payload] : payload;
+  let payloadBytes = 0;
+  for (const piece of pieces) payloadBytes += piece.length;
   await fs.mkdirp(dir);
   const file = path.join(dir, snapshotName(header.lsn));
   const temp = `${file}${SNAPSHOT_TEMP_SUFFIX}`;
@@ -108,19 +111,18 @@ export async function writeSnapshotFile(
     await handle.write(head, 0, head.length, position);
     position += head.length;
     const chunkHeader = Buffer.alloc(8);
-    for (let offset = 0; offset < payload.length; offset += SNAPSHOT_CHUNK_BYTES_MAX) {
-      const end = Math.min(payload.length, offset + SNAPSHOT_CHUNK_BYTES_MAX);
-      chunkHeader.writeUInt32LE(end - offset, 0);
-      chunkHeader.writeUInt32LE(crc32c(payload, offset, end), 4);
+    for (const chunk of payloadChunks(pieces, SNAPSHOT_CHUNK_BYTES_MAX)) {
+      chunkHeader.writeUInt32LE(chunk.length, 0);
+      chunkHeader.writeUInt32LE(crc32c(chunk), 4);
       await handle.write(chunkHeader, 0, 8, position);
-      await writePaced(handle, payload, offset, end, position + 8);
-      position += 8 + end - offset;
+      await writePaced(handle, chunk, 0, chunk.length, position + 8);
+      position += 8 + chunk.length;
       chunks++;
     }
     const tail = Buffer.alloc(4 + SNAPSHOT_FOOTER_BYTES);
     SNAPSHOT_FOOTER_MAGIC.copy(tail, 4);
     writeU64(tail, chunks, 12);
-    tail.writeUInt32LE(payload.length >>> 0, 20);
+    tail.writeUInt32LE(payloadBytes >>> 0, 20);
     tail.writeUInt32LE(crc32c(tail, 4, 24), 24);
     await handle.write(tail, 0, tail.length, position);
     position += tail.length;
@@ -131,6 +133,37 @@ export async function writeSnapshotFile(
   await fs.rename(temp, file);
   await fs.syncDir(dir);
   return { file, bytes: position };
+}
+
+/**
+ * The payload cut into chunks of `chunkBytes` (the last one shorter). A chunk inside one piece is a view of
+ * it; one that spans pieces is copied into a staging buffer, reused for the next such chunk (so each must be
+ * written before the next is taken): the pieces of an image are columns of a few hundred KiB, and copying
+ * them into one 4 MiB buffer at a time costs no fresh memory.
+ */
+function* payloadChunks(pieces: readonly Uint8Array[], chunkBytes: number): Generator<Uint8Array> {
+  let staging: Uint8Array | undefined;
+  let filled = 0;
+  for (const piece of pieces) {
+    let at = 0;
+    while (at < piece.length) {
+      if (filled === 0 && piece.length - at >= chunkBytes) {
+        yield piece.subarray(at, at + chunkBytes);
+        at += chunkBytes;
+        continue;
+      }
+      staging ??= new Uint8Array(chunkBytes);
+      const n = Math.min(chunkBytes - filled, piece.length - at);
+      staging.set(piece.subarray(at, at + n), filled);
+      filled += n;
+      at += n;
+      if (filled === chunkBytes) {
+        yield staging;
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) yield staging!.subarray(0, filled);
 }
 
 export interface LoadedSnapshot {

@@ -10,7 +10,7 @@ function viewOf(buf: Buffer): DataView {
 export class BinWriter {
   buf: Buffer;
   pos = 0;
-  private view: DataView;
+  protected view: DataView;
 
   constructor(initialBytes = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(initialBytes);
@@ -129,6 +129,87 @@ export class BinWriter {
     this.ensure(pad);
     this.buf.fill(0, this.pos, this.pos + pad);
     this.pos += pad;
+  }
+}
+
+/**
+ * A BinWriter whose output is a list of pieces, for snapshot images of a gigabyte: a `raw` value of at least
+ * `referenceBytes` is kept by reference instead of being copied in, so an image of typed-array columns is
+ * those columns, not a second copy of them in fresh memory. The caller must leave referenced bytes unchanged
+ * until the pieces are consumed. `length` and `padTo` count from the start of the whole output, as in a
+ * BinWriter.
+ */
+export class PieceWriter extends BinWriter {
+  private readonly done: Uint8Array[] = [];
+  private doneBytes = 0;
+  /** Where the bytes of this.buf not yet handed to `done` start. */
+  private pieceStart = 0;
+
+  constructor(
+    initialBytes = 64 * 1024,
+    private readonly referenceBytes = 64 * 1024,
+  ) {
+    super(initialBytes);
+  }
+
+  override get length(): number {
+    return this.doneBytes + this.pos - this.pieceStart;
+  }
+
+  /** Starts over in a new buffer: pieces handed out before keep their bytes. */
+  override reset(): void {
+    this.done.length = 0;
+    this.doneBytes = 0;
+    this.pieceStart = 0;
+    this.pos = 0;
+    this.buf = Buffer.allocUnsafe(this.buf.length);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+  }
+
+  /** Grows into a new buffer with only the bytes not handed out yet (handed-out pieces keep the old one). */
+  override ensure(extraBytes: number): void {
+    if (this.pos + extraBytes <= this.buf.length) return;
+    const pending = this.pos - this.pieceStart;
+    let size = Math.max(64 * 1024, this.buf.length);
+    while (size < pending + extraBytes) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, this.pieceStart, this.pos);
+    this.buf = next;
+    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
+    this.pos = pending;
+    this.pieceStart = 0;
+  }
+
+  override raw(value: Uint8Array): void {
+    if (value.length < this.referenceBytes) {
+      super.raw(value);
+      return;
+    }
+    this.cut();
+    this.done.push(value);
+    this.doneBytes += value.length;
+  }
+
+  override padTo(alignment: number): void {
+    const rem = this.length % alignment;
+    if (rem === 0) return;
+    const pad = alignment - rem;
+    this.ensure(pad);
+    this.buf.fill(0, this.pos, this.pos + pad);
+    this.pos += pad;
+  }
+
+  /** The output so far, in order: referenced values and runs of this writer's own bytes. */
+  pieces(): Uint8Array[] {
+    this.cut();
+    return [...this.done];
+  }
+
+  private cut(): void {
+    if (this.pos === this.pieceStart) return;
+    this.done.push(this.buf.subarray(this.pieceStart, this.pos));
+    this.doneBytes += this.pos - this.pieceStart;
+    this.pieceStart = this.pos;
   }
 }
 
