@@ -121,9 +121,9 @@ export class BinWriter {
     this.pos += value.length;
   }
 
-  /** Zero bytes up to the next multiple of `alignment`. */
+  /** Zero bytes up to the next multiple of `alignment`, counted from the start of the output (`length`). */
   padTo(alignment: number): void {
-    const rem = this.pos % alignment;
+    const rem = this.length % alignment;
     if (rem === 0) return;
     const pad = alignment - rem;
     this.ensure(pad);
@@ -136,8 +136,8 @@ export class BinWriter {
  * A BinWriter whose output is a list of pieces, for snapshot images of a gigabyte: a `raw` value of at least
  * `referenceBytes` is kept by reference instead of being copied in, so an image of typed-array columns is
  * those columns, not a second copy of them in fresh memory. The caller must leave referenced bytes unchanged
- * until the pieces are consumed. `length` and `padTo` count from the start of the whole output, as in a
- * BinWriter.
+ * until the pieces are consumed. `length`, and so `padTo`, count from the start of the whole output, as in
+ * a BinWriter.
  */
 export class PieceWriter extends BinWriter {
   private readonly done: Uint8Array[] = [];
@@ -188,15 +188,6 @@ export class PieceWriter extends BinWriter {
     this.cut();
     this.done.push(value);
     this.doneBytes += value.length;
-  }
-
-  override padTo(alignment: number): void {
-    const rem = this.length % alignment;
-    if (rem === 0) return;
-    const pad = alignment - rem;
-    this.ensure(pad);
-    this.buf.fill(0, this.pos, this.pos + pad);
-    this.pos += pad;
   }
 
   /** The output so far, in order: referenced values and runs of this writer's own bytes. */
