@@ -164,7 +164,10 @@ test('fdatasync probe: appends or overwrites of a zero-filled file, counted, and
       assert.equal(result.preallocated, preallocated);
       assert.ok(result.p50Ms > 0 && result.p99Ms >= result.p50Ms);
       // Exact durations against the histogram's figures: its quantiles are within 0.4%, its max rounded to 1 ns.
-      assert.ok(result.timeWeightedP99Ms >= result.p50Ms * 0.99, 'a time-weighted p99 is at least the median');
+      assert.ok(
+        result.timeWeightedP99Ms >= result.p50Ms * 0.99,
+        'a time-weighted p99 is at least the median',
+      );
       assert.ok(result.timeWeightedP99Ms <= result.maxMs + 1e-6, 'and at most the longest sync');
       assert.ok(result.timeShareOver2Ms >= 0 && result.timeShareOver2Ms < 1);
       assert.deepEqual(await readdir(dir), []);
