@@ -8,9 +8,6 @@ import { RecordReader } from './record.ts';
 import type { CompiledEvent, Registry } from './registry.ts';
 import { hashState } from './state-hash.ts';
 
-/** Largest buffer `encodeImage` reserves up front from a size hint (past it, the writer grows as needed). */
-const IMAGE_RESERVE_MAX_BYTES = 2 ** 31;
-
 type AnyDefinition = StoreDefinition<any, AnyEventDefs<any>, any, any>;
 
 /**
@@ -121,16 +118,13 @@ export class MaterializedState<S, I> {
     return w.buf.toString('base64', 0, w.pos);
   }
 
-  /** The snapshot payload: definition name, record time, idempotency window, state. */
   /**
-   * The snapshot payload, as pieces to be written in order: large typed-array values (a table's columns,
-   * its key arenas) are referenced, not copied (PieceWriter), so the state must stay unchanged until they
-   * are written. `sizeHint`: the bytes the image is expected to take; a buffer of that size is reserved at
-   * once for what is copied. Grown by doubling from 1 MiB instead, a 1 GB image copied itself ten times into
-   * fresh memory (pages of the reservation that are never written cost nothing).
+   * The snapshot payload (definition name, record time, idempotency window, state) as pieces to be written
+   * in order: large typed-array values (a table's columns, its key arenas) are referenced, not copied
+   * (PieceWriter), so the state must stay unchanged until they are written.
    */
-  encodeImage(sizeHint = 0): Uint8Array[] {
-    const w = new PieceWriter(Math.min(IMAGE_RESERVE_MAX_BYTES, Math.max(1024 * 1024, Math.ceil(sizeHint))));
+  encodeImage(): Uint8Array[] {
+    const w = new PieceWriter();
     w.string(this.definition.name);
     w.f64(this.lastNowMs);
     w.u32(this.idempotency.size);

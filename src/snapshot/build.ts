@@ -78,14 +78,12 @@ export async function buildSnapshot(options: BuildSnapshotOptions): Promise<Snap
     };
   }
   let replayed = 0;
-  let replayedBytes = 0;
   const scan = await scanLog(fs, walDir(dataDir), {
     afterLsn: baseLsn,
     untilLsn: targetLsn,
     onRecord: (record) => {
       base.replay(record);
       replayed++;
-      replayedBytes += record.payloadEnd - record.payloadStart;
     },
   });
   base.endReplay();
@@ -108,10 +106,7 @@ export async function buildSnapshot(options: BuildSnapshotOptions): Promise<Snap
       chain: scan.chain,
       logPosition: positionAt(scan, targetLsn),
     },
-    // The base image plus twice the records replayed onto it: room for records that add up to twice their
-    // own size in state (a balance-gate hold takes 104 bytes of image for a 91-byte record). Reserved room
-    // that is never written costs no memory; below the truth, the image grows from there as it would have.
-    base.encodeImage((loaded?.snapshot.payload.length ?? 0) + 2 * replayedBytes),
+    base.encodeImage(),
   );
   const kept = await pruneSnapshots(fs, snapshotsDir(dataDir), options.keep);
   return {

@@ -240,19 +240,6 @@ test('a truncated or bit-flipped snapshot file is refused with file and offset',
   );
 });
 
-test('the snapshot image is the same bytes whatever room its size hint reserves', async () => {
-  const dir = await tempDir();
-  const store = await Store.open(bankDefinition, { dir });
-  await deposits(store, 0, 2_000);
-  const state = (store as unknown as { m: { encodeImage(sizeHint?: number): Uint8Array[] } }).m;
-  const exact = Buffer.concat(state.encodeImage());
-  // Too small (grows from there), exact, generous, and past the reservation cap (clamped).
-  for (const hint of [10, exact.length, exact.length * 3, 2 ** 40]) {
-    assert.ok(Buffer.concat(state.encodeImage(hint)).equals(exact), `hint ${hint}`);
-  }
-  await store.close();
-});
-
 test('a snapshot written from pieces of any sizes reads back as their concatenation, chunk by chunk', async () => {
   const dir = await tempDir();
   const fs = new NodeFileSystem();

@@ -133,11 +133,13 @@ export class BinWriter {
 }
 
 /**
- * A BinWriter whose output is a list of pieces, for snapshot images of a gigabyte: a `raw` value of at least
+ * A BinWriter whose output is a list of pieces, for snapshot images of a gigabyte. A `raw` value of at least
  * `referenceBytes` is kept by reference instead of being copied in, so an image of typed-array columns is
- * those columns, not a second copy of them in fresh memory. The caller must leave referenced bytes unchanged
- * until the pieces are consumed. `length`, and so `padTo`, count from the start of the whole output, as in
- * a BinWriter.
+ * those columns, not a second copy of them in fresh memory; the caller must leave referenced bytes unchanged
+ * until the pieces are consumed. When its buffer is full, what it holds becomes a piece and writing goes on
+ * in a new one of `pieceBytes`: nothing is copied twice, where doubling copied a 1 GB image ten times. A value
+ * never spans two pieces. `length`, and so `padTo`, count from the start of the whole output, as in a
+ * BinWriter.
  */
 export class PieceWriter extends BinWriter {
   private readonly done: Uint8Array[] = [];
@@ -146,10 +148,10 @@ export class PieceWriter extends BinWriter {
   private pieceStart = 0;
 
   constructor(
-    initialBytes = 64 * 1024,
+    private readonly pieceBytes = 4 * 1024 * 1024,
     private readonly referenceBytes = 64 * 1024,
   ) {
-    super(initialBytes);
+    super(pieceBytes);
   }
 
   override get length(): number {
@@ -160,24 +162,13 @@ export class PieceWriter extends BinWriter {
   override reset(): void {
     this.done.length = 0;
     this.doneBytes = 0;
-    this.pieceStart = 0;
-    this.pos = 0;
-    this.buf = Buffer.allocUnsafe(this.buf.length);
-    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.newBuffer(this.pieceBytes);
   }
 
-  /** Grows into a new buffer with only the bytes not handed out yet (handed-out pieces keep the old one). */
   override ensure(extraBytes: number): void {
     if (this.pos + extraBytes <= this.buf.length) return;
-    const pending = this.pos - this.pieceStart;
-    let size = Math.max(64 * 1024, this.buf.length);
-    while (size < pending + extraBytes) size *= 2;
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, this.pieceStart, this.pos);
-    this.buf = next;
-    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
-    this.pos = pending;
-    this.pieceStart = 0;
+    this.cut();
+    this.newBuffer(Math.max(this.pieceBytes, extraBytes));
   }
 
   override raw(value: Uint8Array): void {
@@ -201,6 +192,13 @@ export class PieceWriter extends BinWriter {
     this.done.push(this.buf.subarray(this.pieceStart, this.pos));
     this.doneBytes += this.pos - this.pieceStart;
     this.pieceStart = this.pos;
+  }
+
+  private newBuffer(bytes: number): void {
+    this.buf = Buffer.allocUnsafe(bytes);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.pos = 0;
+    this.pieceStart = 0;
   }
 }
 
