@@ -196,7 +196,7 @@ export class PieceWriter extends BinWriter {
 
   private newBuffer(bytes: number): void {
     this.buf = Buffer.allocUnsafe(bytes);
-    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.view = viewOf(this.buf);
     this.pos = 0;
     this.pieceStart = 0;
   }
