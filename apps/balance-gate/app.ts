@@ -14,7 +14,12 @@ import type {
   ReserveCommand,
 } from './domain.ts';
 import { merchantView, STATUS_NAMES } from './domain.ts';
-import { reservationResultJson } from './responses.ts';
+import {
+  type BatchItemResult,
+  batchResultsBody,
+  JSON_CONTENT_TYPE,
+  reservationResultJson,
+} from './responses.ts';
 import {
   BATCH_BODY_BYTES_MAX,
   BODY_BYTES_MAX,
@@ -117,7 +122,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       const store = storeOr503(reply);
       if (store === undefined) return reply;
       const items = request.body.items;
-      const results: unknown[] = new Array(items.length);
+      const results: BatchItemResult[] = new Array(items.length);
       const valid: ReserveCommand[] = [];
       const slots: number[] = [];
       for (let i = 0; i < items.length; i++) {
@@ -138,7 +143,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
         const outcome = decided[k];
         results[slots[k]] = outcome.ok ? outcome.result : toHttpError(outcome.error).body;
       }
-      return { results };
+      return reply.type(JSON_CONTENT_TYPE).send(batchResultsBody(results));
     },
   );
 

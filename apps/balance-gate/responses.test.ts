@@ -3,7 +3,12 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { MerchantView, ReservationResult } from './domain.ts';
 import { STATUS_NAMES } from './domain.ts';
-import { merchantViewJson, reservationResultJson } from './responses.ts';
+import {
+  type BatchItemResult,
+  batchResultsBody,
+  merchantViewJson,
+  reservationResultJson,
+} from './responses.ts';
 
 const anyNumber = fc.oneof(
   fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
@@ -71,5 +76,34 @@ test('reservationResultJson writes the documented key order whatever order the o
     reservationResultJson(shuffled),
     '{"reservation_id":"r1","status":"held","sequence":1,"merchant":{"merchant_id":"m1","available_cents":5,' +
       '"held_cents":5,"captured_cents":0,"credited_cents":10},"lsn":7}',
+  );
+});
+
+test('batchResultsBody equals JSON.stringify of {results} for reservation results and item errors', () => {
+  const item = fc.oneof(
+    fc
+      .tuple(
+        anyString,
+        fc.constantFrom(...STATUS_NAMES),
+        fc.option(anyString, { nil: undefined }),
+        fc.option(anyNumber, { nil: undefined }),
+        merchant,
+        anyNumber,
+      )
+      .map(([reservation_id, status, reason, sequence, m, lsn]) => {
+        const r = { reservation_id, status } as ReservationResult;
+        if (reason !== undefined) r.reason = reason;
+        if (sequence !== undefined) r.sequence = sequence;
+        r.merchant = m;
+        r.lsn = lsn;
+        return r as BatchItemResult;
+      }),
+    fc.record({ error: anyString, message: anyString }),
+  );
+  fc.assert(
+    fc.property(fc.array(item, { maxLength: 40 }), (results) => {
+      assert.deepEqual(batchResultsBody(results), Buffer.from(JSON.stringify({ results })));
+    }),
+    { numRuns: 1000 },
   );
 });

@@ -1,0 +1,121 @@
+/**
+ * JSON written straight into bytes, for response bodies too large to build as a string first. A batch of
+ * 8190 reservation answers is 1.8 MB: `JSON.stringify` walks every object generically, turns each large
+ * number into a string through the shortest-double algorithm, and the string is then measured
+ * (`Buffer.byteLength`) and encoded to UTF-8 once more by the socket write. Here fixed parts are copied from
+ * pre-encoded bytes, plain ASCII strings byte by byte and safe integers digit by digit; anything else takes
+ * `JSON.stringify`'s path, so the bytes always equal `Buffer.from(JSON.stringify(value))`.
+ *
+ * The buffer is handed over by `finish()` and never reused: a socket may still be sending it.
+ */
+export class JsonBytes {
+  private buf: Buffer;
+  private at = 0;
+
+  constructor(sizeHint = 4096) {
+    this.buf = Buffer.allocUnsafe(Math.max(64, sizeHint));
+  }
+
+  /** Pre-encodes a fixed fragment (keys, punctuation) for `raw`. */
+  static fragment(text: string): Uint8Array {
+    return Buffer.from(text, 'utf8');
+  }
+
+  /** Bytes that already are JSON (a fragment). */
+  raw(bytes: Uint8Array): void {
+    const n = bytes.length;
+    this.room(n);
+    const b = this.buf;
+    let o = this.at;
+    // Fragments are a few bytes: a loop beats the call into `set` at that size.
+    for (let i = 0; i < n; i++) b[o++] = bytes[i];
+    this.at = o;
+  }
+
+  byte(code: number): void {
+    this.room(1);
+    this.buf[this.at++] = code;
+  }
+
+  /** A JSON string with its quotes. */
+  string(value: string): void {
+    const n = value.length;
+    this.room(n + 2);
+    const b = this.buf;
+    const start = this.at;
+    let o = start;
+    b[o++] = QUOTE;
+    for (let i = 0; i < n; i++) {
+      const c = value.charCodeAt(i);
+      // Control characters, the quote and the backslash need escapes; beyond ASCII needs UTF-8.
+      if (c < 0x20 || c === QUOTE || c === BACKSLASH || c > 0x7e) {
+        this.at = start;
+        this.text(JSON.stringify(value));
+        return;
+      }
+      b[o++] = c;
+    }
+    b[o++] = QUOTE;
+    this.at = o;
+  }
+
+  /** A JSON number: non-negative safe integers digit by digit, anything else as `JSON.stringify` writes it. */
+  number(value: number): void {
+    if (
+      !(value >= 0 && value <= Number.MAX_SAFE_INTEGER && Math.floor(value) === value) ||
+      Object.is(value, -0)
+    ) {
+      this.text(Number.isFinite(value) ? `${value}` : 'null');
+      return;
+    }
+    let digits = 1;
+    for (let p = 10; p <= value; p *= 10) digits++;
+    this.room(digits);
+    const b = this.buf;
+    let o = this.at + digits;
+    let x = value;
+    // Float division above 32 bits, then integer division once the rest fits in a uint32.
+    while (x > 0xffffffff) {
+      const q = Math.floor(x / 10);
+      b[--o] = ZERO + (x - q * 10);
+      x = q;
+    }
+    let y = x >>> 0;
+    while (y >= 10) {
+      const q = (y / 10) >>> 0;
+      b[--o] = ZERO + (y - q * 10);
+      y = q;
+    }
+    b[--o] = ZERO + y;
+    this.at += digits;
+  }
+
+  /** Any JSON value, through `JSON.stringify` (for the rare parts with no fixed shape). */
+  value(value: unknown): void {
+    this.text(JSON.stringify(value) ?? 'null');
+  }
+
+  /** The bytes written, as a view of a buffer this writer no longer touches. */
+  finish(): Buffer {
+    const out = this.buf.subarray(0, this.at);
+    this.buf = Buffer.allocUnsafe(64);
+    this.at = 0;
+    return out;
+  }
+
+  private text(json: string): void {
+    this.room(Buffer.byteLength(json));
+    this.at += this.buf.write(json, this.at, 'utf8');
+  }
+
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+    this.buf.copy(grown, 0, 0, this.at);
+    this.buf = grown;
+  }
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const ZERO = 0x30;
