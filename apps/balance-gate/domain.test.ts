@@ -55,6 +55,26 @@ test('reserve approves while funds last, numbers payouts per merchant, and rejec
   await store.close();
 });
 
+test('a merchant keyed by a slice of a longer string is found again, lone surrogates included', async () => {
+  // The merchant's key is a copy of the id it was credited under (see ownedString): it must equal the id.
+  const { store } = await openGate();
+  const url = '/v1/merchants/merchant-1234\ud800x/credits';
+  const id = url.slice('/v1/merchants/'.length, url.indexOf('/credits'));
+  await store.execute('credit', { merchantId: id, transferId: 't1', amountCents: 100 });
+  const held = await store.execute('reserve', {
+    reservationId: 'r1',
+    merchantId: 'merchant-1234\ud800x',
+    amountCents: 60,
+  });
+  assert.equal(held.status, 'held');
+  assert.equal(held.merchant.merchant_id, id);
+  assert.equal(
+    store.readStale((s) => s.merchantList.length),
+    1,
+  );
+  await store.close();
+});
+
 test('a retry gets the recorded decision byte for byte, even after the balance changed and after a restart', async () => {
   const { dir, store } = await openGate();
   await store.execute('credit', { merchantId: 'm1', transferId: 't1', amountCents: 100 });

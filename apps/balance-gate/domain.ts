@@ -280,6 +280,17 @@ const expireResultCodec: Codec<ExpireResult> = {
 
 // ---- events ---------------------------------------------------------------------------------------------
 
+/**
+ * A copy of `value` with characters of its own. A route parameter (`/v1/merchants/:merchant_id/credits`) is a
+ * slice of the request's URL, which V8 keeps from 13 characters on as a SlicedString: a pointer into the
+ * URL. Kept as the merchant's Map key, it would hold that URL alive and cost a hop on every key comparison,
+ * that is on every reservation's lookup (Map.get with 10,000 such keys: 145-580 ns against ~105 ns).
+ */
+function ownedString(value: string): string {
+  // split + join copies every UTF-16 unit, lone surrogates included (a UTF-8 round trip would not).
+  return value.split('').join('');
+}
+
 function merchantAt(state: GateState, index: number): Merchant {
   const m = state.merchantList[index];
   if (!m) throw new Error(`invariant: merchant #${index} does not exist`);
@@ -356,8 +367,9 @@ const events = defineEvents<GateState>()({
       let m = state.merchants.get(e.merchantId);
       if (!m) {
         const index = state.merchantList.length;
-        m = { id: e.merchantId, index, credited: 0, available: 0, held: 0, captured: 0, nextSequence: 1 };
-        state.merchants.set(e.merchantId, m);
+        const id = ownedString(e.merchantId);
+        m = { id, index, credited: 0, available: 0, held: 0, captured: 0, nextSequence: 1 };
+        state.merchants.set(id, m);
         state.merchantList.push(m);
       }
       m.credited += e.amount;
