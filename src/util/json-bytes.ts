@@ -61,10 +61,8 @@ export class JsonBytes {
 
   /** A JSON number: non-negative safe integers digit by digit, anything else as `JSON.stringify` writes it. */
   number(value: number): void {
-    if (
-      !(value >= 0 && value <= Number.MAX_SAFE_INTEGER && Math.floor(value) === value) ||
-      Object.is(value, -0)
-    ) {
+    // -0 passes too: its digit, like JSON.stringify's, is "0".
+    if (!(value >= 0 && value <= Number.MAX_SAFE_INTEGER && Math.floor(value) === value)) {
       this.text(Number.isFinite(value) ? `${value}` : 'null');
       return;
     }
@@ -88,11 +86,6 @@ export class JsonBytes {
     }
     b[--o] = ZERO + y;
     this.at += digits;
-  }
-
-  /** Any JSON value, through `JSON.stringify` (for the rare parts with no fixed shape). */
-  value(value: unknown): void {
-    this.text(JSON.stringify(value) ?? 'null');
   }
 
   /** The bytes written, as a view of a buffer this writer no longer touches. */
