@@ -240,6 +240,7 @@ test('batch: one result per item in order, invalid items answered in their slot,
     ],
   });
   assert.equal(mixed.statusCode, 200);
+  assert.equal(mixed.headers['content-type'], 'application/json; charset=utf-8');
   const results = mixed.json().results;
   assert.equal(results.length, 9);
   assert.equal(results[0].status, 'held');
