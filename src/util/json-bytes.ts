@@ -8,12 +8,14 @@
  *
  * The buffer is handed over by `finish()` and never reused: a socket may still be sending it.
  */
+import { BinWriter } from './bin.ts';
+
 export class JsonBytes {
-  private buf: Buffer;
-  private at = 0;
+  /** The buffer and its growth are BinWriter's; this class only knows JSON. */
+  private out: BinWriter;
 
   constructor(sizeHint = 4096) {
-    this.buf = Buffer.allocUnsafe(Math.max(64, sizeHint));
+    this.out = new BinWriter(Math.max(64, sizeHint));
   }
 
   /** Pre-encodes a fixed fragment (keys, punctuation) for `raw`. */
@@ -23,40 +25,39 @@ export class JsonBytes {
 
   /** Bytes that already are JSON (a fragment). */
   raw(bytes: Uint8Array): void {
+    const out = this.out;
     const n = bytes.length;
-    this.room(n);
-    const b = this.buf;
-    let o = this.at;
-    // Fragments are a few bytes: a loop beats the call into `set` at that size.
+    out.ensure(n);
+    const b = out.buf;
+    let o = out.pos;
+    // Fragments are a few bytes: a loop beats the call into `set` (BinWriter.raw) at that size.
     for (let i = 0; i < n; i++) b[o++] = bytes[i];
-    this.at = o;
+    out.pos = o;
   }
 
   byte(code: number): void {
-    this.room(1);
-    this.buf[this.at++] = code;
+    this.out.u8(code);
   }
 
   /** A JSON string with its quotes. */
   string(value: string): void {
+    const out = this.out;
     const n = value.length;
-    this.room(n + 2);
-    const b = this.buf;
-    const start = this.at;
-    let o = start;
+    out.ensure(n + 2);
+    const b = out.buf;
+    let o = out.pos;
     b[o++] = QUOTE;
     for (let i = 0; i < n; i++) {
       const c = value.charCodeAt(i);
       // Control characters, the quote and the backslash need escapes; beyond ASCII needs UTF-8.
       if (c < 0x20 || c === QUOTE || c === BACKSLASH || c > 0x7e) {
-        this.at = start;
         this.text(JSON.stringify(value));
         return;
       }
       b[o++] = c;
     }
     b[o++] = QUOTE;
-    this.at = o;
+    out.pos = o;
   }
 
   /** A JSON number: non-negative safe integers digit by digit, anything else as `JSON.stringify` writes it. */
@@ -68,9 +69,10 @@ export class JsonBytes {
     }
     let digits = 1;
     for (let p = 10; p <= value; p *= 10) digits++;
-    this.room(digits);
-    const b = this.buf;
-    let o = this.at + digits;
+    const out = this.out;
+    out.ensure(digits);
+    const b = out.buf;
+    let o = out.pos + digits;
     let x = value;
     // Float division above 32 bits, then integer division once the rest fits in a uint32.
     while (x > 0xffffffff) {
@@ -85,27 +87,20 @@ export class JsonBytes {
       y = q;
     }
     b[--o] = ZERO + y;
-    this.at += digits;
+    out.pos += digits;
   }
 
   /** The bytes written, as a view of a buffer this writer no longer touches. */
   finish(): Buffer {
-    const out = this.buf.subarray(0, this.at);
-    this.buf = Buffer.allocUnsafe(64);
-    this.at = 0;
-    return out;
+    const bytes = this.out.buf.subarray(0, this.out.pos);
+    this.out = new BinWriter(64);
+    return bytes;
   }
 
   private text(json: string): void {
-    this.room(Buffer.byteLength(json));
-    this.at += this.buf.write(json, this.at, 'utf8');
-  }
-
-  private room(n: number): void {
-    if (this.at + n <= this.buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
-    this.buf.copy(grown, 0, 0, this.at);
-    this.buf = grown;
+    const out = this.out;
+    out.ensure(Buffer.byteLength(json));
+    out.pos += out.buf.write(json, out.pos, 'utf8');
   }
 }
 
