@@ -13,7 +13,8 @@
  */
 import { KeyIndex } from '../../src/collections/key-index.ts';
 import { ByteSequence } from '../../src/engine/state-hash.ts';
-import { typedArrayOver, uninitialized } from '../../src/util/bin.ts';
+import { typedArrayOver } from '../../src/util/bin.ts';
+import { prefaultedMemory } from '../../src/util/prefaulted-memory.ts';
 import type { Status } from './status.ts';
 
 /** A reservation as read from the table (a copy; changing it changes nothing). */
@@ -61,14 +62,24 @@ interface Chunk {
   floats: Record<FloatColumn, Float64Array>;
 }
 
-/** A chunk's columns are uninitialised: `add` writes every column of a slot before the slot exists. */
-function newChunk(): Chunk {
+/** Bytes of one chunk's columns: the float columns, then merchant, then status (each 8-aligned). */
+const CHUNK_BYTES = CHUNK_SLOTS * (8 * FLOAT_COLUMNS.length + 4 + 1);
+
+/**
+ * A chunk's columns, in one buffer, uninitialised: `add` writes every column of a slot before the slot
+ * exists. `growing` (the table filled a chunk already) keeps the next chunks' memory faulted in ahead.
+ */
+function newChunk(growing: boolean): Chunk {
+  const memory = prefaultedMemory.take(CHUNK_BYTES, { growing, zeroed: false });
   const floats = {} as Record<FloatColumn, Float64Array>;
-  for (const column of FLOAT_COLUMNS) floats[column] = uninitialized(Float64Array, CHUNK_SLOTS);
+  FLOAT_COLUMNS.forEach((name, k) => {
+    floats[name] = typedArrayOver(Float64Array, memory.subarray(k * 8 * CHUNK_SLOTS), CHUNK_SLOTS);
+  });
+  const ints = memory.subarray(FLOAT_COLUMNS.length * 8 * CHUNK_SLOTS);
   return {
-    merchant: uninitialized(Int32Array, CHUNK_SLOTS),
-    status: uninitialized(Uint8Array, CHUNK_SLOTS),
     floats,
+    merchant: typedArrayOver(Int32Array, ints, CHUNK_SLOTS),
+    status: typedArrayOver(Uint8Array, ints.subarray(4 * CHUNK_SLOTS), CHUNK_SLOTS),
   };
 }
 
@@ -147,7 +158,7 @@ export class ReservationTable {
   ): number {
     const slot =
       typeof id === 'string' ? this.ids.add(id) : this.ids.addBytes(id.idBytes, id.idStart, id.idEnd);
-    if ((slot & CHUNK_MASK) === 0) this.chunks.push(newChunk());
+    if ((slot & CHUNK_MASK) === 0) this.chunks.push(newChunk(this.chunks.length > 0));
     const chunk = this.chunks[slot >>> CHUNK_SHIFT];
     const i = slot & CHUNK_MASK;
     chunk.merchant[i] = merchant.index;
@@ -257,7 +268,7 @@ export class ReservationTable {
       };
       if (used < CHUNK_SLOTS) {
         // The last, partial chunk gets room to grow: a copy.
-        const chunk = newChunk();
+        const chunk = newChunk(false);
         for (const column of ALL_COLUMNS) {
           const array = columnOf(chunk, column);
           new Uint8Array(array.buffer, array.byteOffset, used * array.BYTES_PER_ELEMENT).set(part(column));

@@ -15,7 +15,7 @@
  * Keys and slots are never removed (the tables this serves keep every row: see ReservationTable).
  */
 
-import { uninitialized } from '../util/bin.ts';
+import { PREFAULT_MIN_BYTES, prefaultedMemory } from '../util/prefaulted-memory.ts';
 
 const CHUNK_BITS = 16;
 /** Keys per arena chunk; a chunk's offsets are relative to its own arena, so arenas stay small. */
@@ -26,6 +26,8 @@ const SHARD_COUNT = 1 << SHARD_BITS;
 const SHARD_SHIFT = 32 - SHARD_BITS;
 const INITIAL_SHARD_CAPACITY = 16;
 const INITIAL_ARENA_BYTES = 4096;
+/** A chunk's offsets (KEY_CHUNK_SLOTS + 1 u32s), padded to 8 bytes; its arena follows in the same buffer. */
+const OFFSETS_BYTES = (KEY_CHUNK_SLOTS + 2) * 4;
 /** Merge order: 256 shards x 256 regions of each shard's table. */
 const MERGE_BUCKETS = SHARD_COUNT * 256;
 
@@ -34,6 +36,10 @@ interface Chunk {
   arena: Buffer;
   /** offsets[i]..offsets[i + 1] are the bytes of slot (chunk base + i). */
   offsets: Uint32Array;
+}
+
+function roundUp(value: number, multiple: number): number {
+  return Math.ceil(value / multiple) * multiple;
 }
 
 /** murmur3's finaliser: spreads every input bit over the top byte (shard) and the low bits (position). */
@@ -406,7 +412,12 @@ export class KeyIndex {
 
   private grow(shard: number): Int32Array {
     const old = this.shards[shard];
-    const next = new Int32Array(old.length * 2);
+    // An index past its first chunk is growing: its shards will double through this size again.
+    const memory = prefaultedMemory.take(old.length * 8, {
+      growing: this.count >= KEY_CHUNK_SLOTS,
+      zeroed: true,
+    });
+    const next = new Int32Array(memory.buffer, memory.byteOffset, old.length * 2);
     const mask = (next.length >> 1) - 1;
     for (let j = 1; j < old.length; j += 2) {
       if (old[j] === 0) continue;
@@ -487,20 +498,26 @@ export class KeyIndex {
   }
 
   /**
-   * A chunk for the next KEY_CHUNK_SLOTS keys. Its arrays are left uninitialised (offsets[0] aside) and its
-   * arena is sized from the previous chunk's keys: zeroing 256 KiB of offsets and doubling the arena from
-   * 4 KiB to ~2 MiB (a copy into fresh memory each time) stalled the event loop for milliseconds at every
-   * 65,536th key, where first-touched pages cost 12-16 µs each (see `uninitialized`).
+   * A chunk for the next KEY_CHUNK_SLOTS keys: offsets and arena in one buffer, uninitialised (offsets[0]
+   * aside), the arena sized from the previous chunk's keys. Zeroing 256 KiB of offsets and doubling the arena
+   * from 4 KiB to ~2 MiB (a copy into fresh memory each time) stalled the event loop for milliseconds at every
+   * 65,536th key, where first-touched pages cost 12-16 µs each (see prefaulted-memory.ts).
    */
   private newChunk(): Chunk {
     const previous = this.chunks.at(-1);
     const previousBytes = previous ? previous.offsets[KEY_CHUNK_SLOTS] : 0;
-    const offsets = uninitialized(Uint32Array, KEY_CHUNK_SLOTS + 1);
+    // Rounded up, so that chunks ask for the same few sizes and prefaulted spares fit them.
+    const arenaBytes = roundUp(
+      Math.max(INITIAL_ARENA_BYTES, previousBytes + (previousBytes >>> 4)),
+      PREFAULT_MIN_BYTES,
+    );
+    const memory = prefaultedMemory.take(OFFSETS_BYTES + arenaBytes, {
+      growing: previous !== undefined,
+      zeroed: false,
+    });
+    const offsets = new Uint32Array(memory.buffer, memory.byteOffset, KEY_CHUNK_SLOTS + 1);
     offsets[0] = 0;
-    return {
-      arena: Buffer.allocUnsafeSlow(Math.max(INITIAL_ARENA_BYTES, previousBytes + (previousBytes >>> 4))),
-      offsets,
-    };
+    return { arena: memory.subarray(OFFSETS_BYTES), offsets };
   }
 
   /** Appends the key's bytes (hashed last) as slot's. */

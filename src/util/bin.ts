@@ -344,19 +344,6 @@ type TypedArrayOf<T> = T extends {
   : never;
 
 /**
- * A typed array of `length` elements whose contents are unspecified: for arrays written before they are
- * read (table columns filled slot by slot). A zeroed array of megabytes is zeroed when it is allocated, and
- * on these VMs each first-touched page costs 12-16 µs, so `new Float64Array(65_536 * 9 columns)` stalled the
- * event loop ~30 ms at once; an uninitialised one is touched page by page as rows are written.
- */
-export function uninitialized<
-  C extends Float64ArrayConstructor | Int32ArrayConstructor | Uint32ArrayConstructor | Uint8ArrayConstructor,
->(type: C, length: number): TypedArrayOf<C> {
-  const bytes = Buffer.allocUnsafeSlow(length * type.BYTES_PER_ELEMENT);
-  return new (type as Float64ArrayConstructor)(bytes.buffer, bytes.byteOffset, length) as TypedArrayOf<C>;
-}
-
-/**
  * `length` elements of a typed array over `bytes` without copying when its position allows (aligned to
  * the element size), else a copy. Large snapshot columns load as views of the file's buffer.
  */
