@@ -52,8 +52,8 @@ test('a table that is not growing, or a request under the minimum, faults nothin
   assert.deepEqual(memory.stats(), { spares: 0, fresh: 2, prefaulted: 0, readyBytes: 0 });
 });
 
-test('without a zero source, every request gets fresh memory of the size asked for', async () => {
-  const memory = new PrefaultedMemory('/nonexistent/zero');
+test('without the helper thread, every request gets fresh memory of the size asked for', async () => {
+  const memory = new PrefaultedMemory({ helper: false });
   const zeroed = memory.take(64 * 1024, growing);
   assert.ok(isZeros(zeroed));
   assert.equal(memory.take(64 * 1024, { growing: true, zeroed: false }).length, 64 * 1024);
@@ -79,4 +79,18 @@ test('only the sizes asked for most recently keep spares, so memory held in adva
   assert.equal(memory.stats().fresh, before + 1, 'the oldest size lost its spares');
   memory.take(sizes.at(-1)!, notGrowing);
   assert.equal(memory.stats().fresh, before + 1, 'the newest size kept them');
+});
+
+test('while suspended (as during a recovery), nothing is faulted in; resuming twice counts once', async () => {
+  const memory = new PrefaultedMemory();
+  const outer = memory.suspend();
+  const inner = memory.suspend();
+  inner();
+  inner();
+  memory.take(64 * 1024, growing);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(memory.stats().prefaulted, 0, 'the outer suspension still holds');
+  outer();
+  memory.take(64 * 1024, growing);
+  await until(() => memory.stats().prefaulted > 0, 'spares after resuming');
 });

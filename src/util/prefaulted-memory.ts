@@ -1,31 +1,32 @@
 /**
- * Memory for tables that grow, faulted in on libuv's thread pool before the event loop needs it.
+ * Memory for tables that grow, faulted in by a helper thread before the event loop needs it.
  *
  * On these VMs the first write to a page of fresh memory costs 11–24 µs: the guest's page fault plus the
  * host's (decisions 008 and 010). A growing balance-gate store writes about 150 bytes of fresh memory per
  * reservation: 77 bytes of columns, the id's bytes and offset, and hash tables that double. Those faults
- * were a quarter of the event loop's time at saturation. Reading /dev/zero into a buffer makes the kernel
- * fault the buffer's pages in the reading thread, so a read on the thread pool moves them off the event loop.
+ * were a fifth to a quarter of the event loop's time at saturation. A helper thread writes one byte of
+ * every page of a SharedArrayBuffer (it is zeros already), and the event loop then uses the memory without
+ * a fault. Pages the kernel filled instead (a read of /dev/zero on the thread pool) still cost the first
+ * user access about 5 µs each here, a third of the saving lost (decision 010).
  *
- * A table asks for memory by size. When it says it is growing, `SPARES` more buffers of that size are
- * faulted in for its next requests. Sizes repeat: a table's chunks all have one size, and the 256 shards of a
- * key index double through the same sizes at about the same time. Only the `MAX_SIZES` sizes asked for most
- * recently keep spares, so the memory held in advance stays bounded (about 2 × 5 MiB of column chunks plus
- * smaller key chunks and hash tables for one growing store).
+ * A table asks for memory by size. When it says it is growing, spares of that size are faulted in for its
+ * next requests. Sizes repeat: a table's chunks all have one size, and the 256 shards of a key index double
+ * through the same sizes at about the same time. Only the `MAX_SIZES` sizes asked for most recently keep
+ * spares, so the memory held in advance stays bounded (about 2 × 5 MiB of column chunks plus smaller key
+ * chunks and hash tables for one growing store).
  */
-import { openSync, read } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 
 /** Buffers of one size kept faulted in ahead of the requests, at least. */
 const SPARES = 2;
 /**
  * ... or as many as fit in this many bytes: a key index's 256 shards outgrow one size within a fraction of
- * a second, and one read faults in spares for many of them (a read per spare would queue dozens of reads
- * on the thread pool ahead of the log's writes).
+ * a second, and one message to the helper faults in spares for many of them.
  */
 const BATCH_BYTES = 1024 * 1024;
 /** Sizes that keep spares; the least recently asked for loses them first. */
 const MAX_SIZES = 8;
-/** Below 4 pages, a read on the thread pool costs the event loop about what the faults would. */
+/** Below 4 pages, the round trip to the helper costs the event loop about what the faults would. */
 export const PREFAULT_MIN_BYTES = 16 * 1024;
 
 export interface MemoryRequest {
@@ -46,16 +47,48 @@ export interface PrefaultStats {
   readyBytes: number;
 }
 
+/** The helper: writes a byte of every page of the memory it is sent (zeros stay zeros), then answers. */
+const FAULTER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+parentPort.on('message', ({ id, memory }) => {
+  const bytes = new Uint8Array(memory);
+  for (let i = 0; i < bytes.length; i += 4096) bytes[i] = 0;
+  parentPort.postMessage(id);
+});`;
+
+interface Batch {
+  bytes: number;
+  count: number;
+  memory: SharedArrayBuffer;
+}
+
 export class PrefaultedMemory {
   /** By size, in order of the last request (oldest first). */
   private readonly ready = new Map<number, Buffer[]>();
+  /** Spares being faulted in, by size. */
   private readonly inFlight = new Map<number, number>();
-  /** The open zero source; null once it failed (then nothing is prefaulted). */
-  private fd: number | null | undefined;
+  private readonly batches = new Map<number, Batch>();
+  private nextBatch = 0;
+  /** The helper thread; null when it cannot run (then nothing is prefaulted). */
+  private faulter: Worker | null | undefined;
   private readonly counts = { spares: 0, fresh: 0, prefaulted: 0 };
+  private suspended = 0;
 
-  /** `zeroSource`: a file whose reads give zeros (a test passes one that does not exist). */
-  constructor(private readonly zeroSource = '/dev/zero') {}
+  /** `helper: false` never starts the helper thread (as when it cannot start): every request is fresh. */
+  constructor(private readonly options: { helper: boolean } = { helper: true }) {}
+
+  /**
+   * Stops faulting in spares until the returned function is called (calls nest): for bursts of growth that
+   * spares cannot keep up with, such as a store's recovery.
+   */
+  suspend(): () => void {
+    this.suspended++;
+    let resumed = false;
+    return () => {
+      if (!resumed) this.suspended--;
+      resumed = true;
+    };
+  }
 
   /** `bytes` of memory (zeros if asked), a faulted-in spare when one of that size is ready. */
   take(bytes: number, request: MemoryRequest): Buffer {
@@ -65,7 +98,7 @@ export class PrefaultedMemory {
       this.ready.delete(bytes);
       this.ready.set(bytes, list);
     }
-    if (request.growing && bytes >= PREFAULT_MIN_BYTES) this.topUp(bytes);
+    if (request.growing && bytes >= PREFAULT_MIN_BYTES && this.suspended === 0) this.topUp(bytes);
     if (spare) {
       this.counts.spares++;
       return spare;
@@ -87,41 +120,51 @@ export class PrefaultedMemory {
       this.ready.set(bytes, list);
       if (this.ready.size > MAX_SIZES) this.ready.delete(this.ready.keys().next().value as number);
     }
-    const fd = this.zeroFd();
-    if (fd === null) return;
     const pending = this.inFlight.get(bytes) ?? 0;
     const missing = Math.max(SPARES, Math.floor(BATCH_BYTES / bytes)) - list.length - pending;
-    if (missing > 0 && pending === 0) this.prefault(fd, bytes, missing);
+    if (missing <= 0 || pending > 0) return;
+    const faulter = this.helper();
+    if (!faulter) return;
+    const id = this.nextBatch++;
+    // Zeros when allocated; the helper only makes its pages resident.
+    const memory = new SharedArrayBuffer(bytes * missing);
+    this.batches.set(id, { bytes, count: missing, memory });
+    this.inFlight.set(bytes, missing);
+    faulter.postMessage({ id, memory });
   }
 
-  /** Faults in `count` spares of `bytes` with one read (they share one ArrayBuffer). */
-  private prefault(fd: number, bytes: number, count: number): void {
-    this.inFlight.set(bytes, count);
-    // Uninitialised: the read writes every byte (a short read discards the buffer).
-    const buffer = Buffer.allocUnsafeSlow(bytes * count);
-    read(fd, buffer, 0, buffer.length, null, (error, bytesRead) => {
-      this.inFlight.set(bytes, 0);
-      if (error) {
-        this.fd = null;
-        return;
-      }
-      // A size that lost its spares meanwhile is no longer asked for: let the buffer go.
-      const list = this.ready.get(bytes);
-      if (bytesRead !== buffer.length || !list) return;
-      for (let k = 0; k < count; k++) list.push(buffer.subarray(k * bytes, (k + 1) * bytes));
-      this.counts.prefaulted += count;
-    });
+  private faulted(id: number): void {
+    const batch = this.batches.get(id);
+    if (!batch) return;
+    this.batches.delete(id);
+    const { bytes, count, memory } = batch;
+    this.inFlight.set(bytes, 0);
+    // A size that lost its spares meanwhile is no longer asked for: let the memory go.
+    const list = this.ready.get(bytes);
+    if (!list) return;
+    for (let k = 0; k < count; k++) list.push(Buffer.from(memory, k * bytes, bytes));
+    this.counts.prefaulted += count;
   }
 
-  private zeroFd(): number | null {
-    if (this.fd === undefined) {
+  private helper(): Worker | null {
+    if (this.faulter === undefined) {
+      this.faulter = null;
+      if (!this.options.helper) return null;
       try {
-        this.fd = openSync(this.zeroSource, 'r');
+        const worker = new Worker(FAULTER_SOURCE, { eval: true });
+        worker.on('message', (id: number) => this.faulted(id));
+        // It must never take a process down (on error, prefaulting stops) nor keep one alive (unref after
+        // the listeners, which ref it again).
+        worker.on('error', () => {
+          this.faulter = null;
+        });
+        worker.unref();
+        this.faulter = worker;
       } catch {
-        this.fd = null;
+        this.faulter = null;
       }
     }
-    return this.fd;
+    return this.faulter;
   }
 }
 
