@@ -47,19 +47,22 @@ export interface PrefaultStats {
   readyBytes: number;
 }
 
-/** The helper: writes a byte of every page of the memory it is sent (zeros stay zeros), then answers. */
+/**
+ * The helper: writes a byte of every page of the memory it is sent (zeros stay zeros), then answers. Spares
+ * it also allocates: a SharedArrayBuffer below glibc's mmap threshold is zeroed by calloc, which is the
+ * very first touch this thread is there to take off the event loop.
+ */
 const FAULTER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
-parentPort.on('message', ({ id, memory, start = 0, end = memory.byteLength }) => {
+parentPort.on('message', ({ id, allocate, memory = new SharedArrayBuffer(allocate), start = 0, end = memory.byteLength }) => {
   const bytes = new Uint8Array(memory);
   for (let i = start; i < end; i += 4096) bytes[i] = 0;
-  parentPort.postMessage(id);
+  parentPort.postMessage({ id, memory: allocate === undefined ? undefined : memory });
 });`;
 
 interface Batch {
   bytes: number;
   count: number;
-  memory: SharedArrayBuffer;
 }
 
 export class PrefaultedMemory {
@@ -151,14 +154,12 @@ export class PrefaultedMemory {
     const faulter = this.helper();
     if (!faulter) return;
     const id = this.nextBatch++;
-    // Zeros when allocated; the helper only makes its pages resident.
-    const memory = new SharedArrayBuffer(bytes * missing);
-    this.batches.set(id, { bytes, count: missing, memory });
+    this.batches.set(id, { bytes, count: missing });
     this.inFlight.set(bytes, missing);
-    faulter.postMessage({ id, memory });
+    faulter.postMessage({ id, allocate: bytes * missing });
   }
 
-  private faulted(id: number): void {
+  private faulted(id: number, memory: SharedArrayBuffer | undefined): void {
     const piece = this.waiting.get(id);
     if (piece) {
       this.waiting.delete(id);
@@ -167,9 +168,9 @@ export class PrefaultedMemory {
       return;
     }
     const batch = this.batches.get(id);
-    if (!batch) return;
+    if (!batch || !memory) return;
     this.batches.delete(id);
-    const { bytes, count, memory } = batch;
+    const { bytes, count } = batch;
     this.inFlight.set(bytes, 0);
     // A size that lost its spares meanwhile is no longer asked for: let the memory go.
     const list = this.ready.get(bytes);
@@ -184,7 +185,9 @@ export class PrefaultedMemory {
       if (!this.options.helper) return null;
       try {
         const worker = new Worker(FAULTER_SOURCE, { eval: true });
-        worker.on('message', (id: number) => this.faulted(id));
+        worker.on('message', (answer: { id: number; memory?: SharedArrayBuffer }) =>
+          this.faulted(answer.id, answer.memory),
+        );
         // It must never take a process down (on error, prefaulting stops) nor keep one alive (unref after
         // the listeners, which ref it again).
         worker.on('error', () => {
