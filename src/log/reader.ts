@@ -25,9 +25,6 @@ import {
 } from './frame.ts';
 import { writtenEnd } from './preallocation.ts';
 
-/** Segments are read ahead of the replay and scanned whole, so their pages are made resident first. */
-const SEGMENT_READ = { resident: true };
-
 /** A committed record as recovery hands it out; `buf` is only valid during the callback. */
 export interface LogRecord {
   lsn: number;
@@ -112,7 +109,7 @@ export async function readAheadFor(
   const entries = (await fs.exists(dir)) ? await listSegments(fs, dir) : [];
   const segment = entries.findLast((e) => e.baseLsn <= lsn + 1);
   if (!segment) return undefined;
-  const content = fs.readFile(path.join(dir, segment.name), SEGMENT_READ);
+  const content = fs.readFile(path.join(dir, segment.name));
   content.catch(() => undefined); // awaited by the scan if it gets there; ignored otherwise
   return { name: segment.name, content };
 }
@@ -190,11 +187,11 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
       bytesDone += sizes[i] ?? 0;
       continue;
     }
-    const buf = asBuffer(await (prefetched?.index === i ? prefetched.read : fs.readFile(file, SEGMENT_READ)));
+    const buf = asBuffer(await (prefetched?.index === i ? prefetched.read : fs.readFile(file)));
     prefetched = undefined;
     if (!isLast) {
       // Read the next segment while this one is parsed: recovery is then bound by the CPU, not the disk too.
-      const read = fs.readFile(path.join(dir, entries[i + 1].name), SEGMENT_READ);
+      const read = fs.readFile(path.join(dir, entries[i + 1].name));
       read.catch(() => undefined); // awaited when used; left unread if the scan stops early
       prefetched = { index: i + 1, read };
     }

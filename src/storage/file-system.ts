@@ -53,8 +53,7 @@ export interface FileSystem {
   syncDir(dir: string): Promise<void>;
   exists(path: string): Promise<boolean>;
   /** Whole file content, in a buffer the caller owns (not shared with the file system). */
-  /** `resident`: see ReadFileOptions (an implementation may ignore it; the bytes are the same). */
-  readFile(path: string, options?: ReadFileOptions): Promise<Uint8Array>;
+  readFile(path: string): Promise<Uint8Array>;
 }
 
 /** The error code of a Node-style I/O error, if any (`EIO`, `ENOSPC`, `ENOENT`...). */
@@ -67,13 +66,4 @@ export function ioErrorCode(error: unknown): string | undefined {
 /** A Buffer over the same memory (no copy): file contents are read once, and snapshots can be gigabytes. */
 export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-export interface ReadFileOptions {
-  /**
-   * Make the buffer's pages resident before reading into each part of it (prefaulted-memory.ts): for log
-   * segments, read ahead while the previous one is replayed and then scanned whole. A snapshot is read
-   * without it: nothing overlaps that read, and four reads faulting in their own pages finish sooner.
-   */
-  resident?: boolean;
 }

@@ -1,8 +1,7 @@
 import * as fsSync from 'node:fs';
 import { constants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { prefaultedMemory } from '../util/prefaulted-memory.ts';
-import type { FileHandle, FileSystem, OpenMode, OpenOptions, ReadFileOptions } from './file-system.ts';
+import type { FileHandle, FileSystem, OpenMode, OpenOptions } from './file-system.ts';
 
 const OPEN_FLAGS: Record<OpenMode, number> = {
   read: constants.O_RDONLY,
@@ -98,12 +97,12 @@ export class NodeFileSystem implements FileSystem {
     }
   }
 
-  async readFile(filePath: string, options: ReadFileOptions = {}): Promise<Uint8Array> {
+  async readFile(filePath: string): Promise<Uint8Array> {
     const handle = await fsp.open(filePath, constants.O_RDONLY);
     try {
       const { size } = await handle.stat();
       if (size < PARALLEL_READ_MIN_BYTES) return await handle.readFile();
-      return await readInParallel(handle, size, options.resident === true);
+      return await readInParallel(handle, size);
     } finally {
       await handle.close();
     }
@@ -121,12 +120,8 @@ const PARALLEL_READS = 4;
  * ~1.6 GB/s (measured on a 1 GB file after dropping the page cache). A file that shrank meanwhile yields
  * what could be read.
  */
-async function readInParallel(handle: fsp.FileHandle, size: number, resident: boolean): Promise<Uint8Array> {
-  // With `resident`, each piece is made resident before it is read into: the pages a read faults in cost the
-  // first access from JavaScript (checksums, parsing) about 5 µs each again here (decision 010).
-  const { buffer: buf, pieces } = resident
-    ? prefaultedMemory.residentPieces(size, PARALLEL_READ_PIECE_BYTES)
-    : { buffer: Buffer.allocUnsafe(size), pieces: [] };
+async function readInParallel(handle: fsp.FileHandle, size: number): Promise<Uint8Array> {
+  const buf = Buffer.allocUnsafe(size);
   let next = 0;
   let end = size;
   const reader = async () => {
@@ -134,7 +129,6 @@ async function readInParallel(handle: fsp.FileHandle, size: number, resident: bo
       const start = next;
       next += PARALLEL_READ_PIECE_BYTES;
       const stop = Math.min(start + PARALLEL_READ_PIECE_BYTES, size);
-      if (resident) await pieces[start / PARALLEL_READ_PIECE_BYTES];
       for (let at = start; at < stop && at < end; ) {
         const { bytesRead } = await handle.read(buf, at, stop - at, at);
         if (bytesRead === 0) {

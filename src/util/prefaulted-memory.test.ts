@@ -94,17 +94,3 @@ test('while suspended (as during a recovery), nothing is faulted in; resuming tw
   memory.take(64 * 1024, growing);
   await until(() => memory.stats().prefaulted > 0, 'spares after resuming');
 });
-
-test('resident pieces all resolve, in a buffer of the size asked for, with the helper or without', async () => {
-  for (const memory of [new PrefaultedMemory(), new PrefaultedMemory({ helper: false })]) {
-    const bytes = 5 * 64 * 1024 + 123;
-    const { buffer, pieces } = memory.residentPieces(bytes, 64 * 1024);
-    assert.equal(buffer.length, bytes);
-    assert.equal(pieces.length, 6);
-    await Promise.all(pieces);
-    // The caller owns the bytes once a piece is resident: nothing writes there afterwards.
-    buffer.fill(7);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    assert.ok(buffer.every((b) => b === 7));
-  }
-});

@@ -48,16 +48,26 @@ export interface PrefaultStats {
 }
 
 /**
- * The helper: writes a byte of every page of the memory it is sent (zeros stay zeros), then answers. Spares
- * it also allocates: a SharedArrayBuffer below glibc's mmap threshold is zeroed by calloc, which is the
- * very first touch this thread is there to take off the event loop.
+ * The helper: allocates the memory asked for, writes a byte of every page (zeros stay zeros) and sends it.
+ * It allocates too: a SharedArrayBuffer below glibc's mmap threshold is zeroed by calloc, which is the very
+ * first touch this thread is there to take off the event loop. Then it collects its own garbage: this
+ * isolate allocates too little to do so by itself for a long time, and its references would keep every
+ * spare it made alive (tables that grew past a spare could never free it). After the dispatch, which holds
+ * the message.
  */
 const FAULTER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
-parentPort.on('message', ({ id, allocate, memory = new SharedArrayBuffer(allocate), start = 0, end = memory.byteLength }) => {
-  const bytes = new Uint8Array(memory);
-  for (let i = start; i < end; i += 4096) bytes[i] = 0;
-  parentPort.postMessage({ id, memory: allocate === undefined ? undefined : memory });
+require('node:v8').setFlagsFromString('--expose-gc');
+const collect = require('node:vm').runInNewContext('gc');
+function serve({ id, bytes }) {
+  const memory = new SharedArrayBuffer(bytes);
+  const view = new Uint8Array(memory);
+  for (let i = 0; i < view.length; i += 4096) view[i] = 0;
+  parentPort.postMessage({ id, memory });
+}
+parentPort.on('message', (message) => {
+  serve(message);
+  setImmediate(collect);
 });`;
 
 interface Batch {
@@ -71,8 +81,6 @@ export class PrefaultedMemory {
   /** Spares being faulted in, by size. */
   private readonly inFlight = new Map<number, number>();
   private readonly batches = new Map<number, Batch>();
-  /** residentPieces' pieces not resident yet, by message id. */
-  private readonly waiting = new Map<number, () => void>();
   private nextBatch = 0;
   /** The helper thread; null when it cannot run (then nothing is prefaulted). */
   private faulter: Worker | null | undefined;
@@ -112,29 +120,6 @@ export class PrefaultedMemory {
     return request.zeroed ? Buffer.alloc(bytes) : Buffer.allocUnsafeSlow(bytes);
   }
 
-  /**
-   * A buffer of `bytes` that the helper makes resident `pieceBytes` at a time, in order: `pieces[k]`
-   * resolves once bytes [k * pieceBytes, (k + 1) * pieceBytes) are. For a file about to be read into it:
-   * pages the kernel fills on a read cost the first user access about 5 µs each afterwards (decision 010),
-   * pages made resident first do not. Without the helper, a plain buffer whose pieces are ready at once.
-   */
-  residentPieces(bytes: number, pieceBytes: number): { buffer: Buffer; pieces: Promise<void>[] } {
-    const count = Math.ceil(bytes / pieceBytes);
-    const faulter = this.helper();
-    if (!faulter)
-      return { buffer: Buffer.allocUnsafeSlow(bytes), pieces: Array(count).fill(Promise.resolve()) };
-    const memory = new SharedArrayBuffer(bytes);
-    // Someone awaits these pieces: the helper must keep the process alive until they are resident.
-    if (this.waiting.size === 0) faulter.ref();
-    const pieces: Promise<void>[] = [];
-    for (let k = 0; k < count; k++) {
-      const id = this.nextBatch++;
-      pieces.push(new Promise((resolve) => this.waiting.set(id, resolve)));
-      faulter.postMessage({ id, memory, start: k * pieceBytes, end: Math.min(bytes, (k + 1) * pieceBytes) });
-    }
-    return { buffer: Buffer.from(memory), pieces };
-  }
-
   stats(): PrefaultStats {
     let readyBytes = 0;
     for (const [bytes, list] of this.ready) readyBytes += bytes * list.length;
@@ -156,19 +141,12 @@ export class PrefaultedMemory {
     const id = this.nextBatch++;
     this.batches.set(id, { bytes, count: missing });
     this.inFlight.set(bytes, missing);
-    faulter.postMessage({ id, allocate: bytes * missing });
+    faulter.postMessage({ id, bytes: bytes * missing });
   }
 
-  private faulted(id: number, memory: SharedArrayBuffer | undefined): void {
-    const piece = this.waiting.get(id);
-    if (piece) {
-      this.waiting.delete(id);
-      if (this.waiting.size === 0) this.faulter?.unref();
-      piece();
-      return;
-    }
+  private faulted(id: number, memory: SharedArrayBuffer): void {
     const batch = this.batches.get(id);
-    if (!batch || !memory) return;
+    if (!batch) return;
     this.batches.delete(id);
     const { bytes, count } = batch;
     this.inFlight.set(bytes, 0);
@@ -185,16 +163,13 @@ export class PrefaultedMemory {
       if (!this.options.helper) return null;
       try {
         const worker = new Worker(FAULTER_SOURCE, { eval: true });
-        worker.on('message', (answer: { id: number; memory?: SharedArrayBuffer }) =>
+        worker.on('message', (answer: { id: number; memory: SharedArrayBuffer }) =>
           this.faulted(answer.id, answer.memory),
         );
         // It must never take a process down (on error, prefaulting stops) nor keep one alive (unref after
         // the listeners, which ref it again).
         worker.on('error', () => {
           this.faulter = null;
-          // The pieces are memory all the same, only not resident: let their readers go on.
-          for (const piece of this.waiting.values()) piece();
-          this.waiting.clear();
         });
         worker.unref();
         this.faulter = worker;
