@@ -57,6 +57,8 @@ export interface PrefaultStats {
  */
 const FAULTER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
+// Background work: the lowest priority for this thread, so it never takes time slices from the event loop.
+try { require('node:os').setPriority(0, 19); } catch {}
 require('node:v8').setFlagsFromString('--expose-gc');
 const collect = require('node:vm').runInNewContext('gc');
 function serve({ id, bytes }) {
@@ -67,7 +69,7 @@ function serve({ id, bytes }) {
 }
 parentPort.on('message', (message) => {
   serve(message);
-  setImmediate(collect);
+  setImmediate(() => collect({ type: 'minor' }));
 });`;
 
 interface Batch {
