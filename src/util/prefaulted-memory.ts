@@ -50,26 +50,18 @@ export interface PrefaultStats {
 /**
  * The helper: allocates the memory asked for, writes a byte of every page (zeros stay zeros) and sends it.
  * It allocates too: a SharedArrayBuffer below glibc's mmap threshold is zeroed by calloc, which is the very
- * first touch this thread is there to take off the event loop. Then it collects its own garbage: this
- * isolate allocates too little to do so by itself for a long time, and its references would keep every
- * spare it made alive (tables that grew past a spare could never free it). After the dispatch, which holds
- * the message.
+ * first touch this thread is there to take off the event loop. (Memory it allocates counts toward its own
+ * GC's external memory, so its references to spares it sent go soon; a test checks that they are freed.)
  */
 const FAULTER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 // Background work: the lowest priority for this thread, so it never takes time slices from the event loop.
 try { require('node:os').setPriority(0, 19); } catch {}
-require('node:v8').setFlagsFromString('--expose-gc');
-const collect = require('node:vm').runInNewContext('gc');
-function serve({ id, bytes }) {
+parentPort.on('message', ({ id, bytes }) => {
   const memory = new SharedArrayBuffer(bytes);
   const view = new Uint8Array(memory);
   for (let i = 0; i < view.length; i += 4096) view[i] = 0;
   parentPort.postMessage({ id, memory });
-}
-parentPort.on('message', (message) => {
-  serve(message);
-  setImmediate(() => collect({ type: 'minor' }));
 });`;
 
 interface Batch {
@@ -80,9 +72,9 @@ interface Batch {
 export class PrefaultedMemory {
   /** By size, in order of the last request (oldest first). */
   private readonly ready = new Map<number, Buffer[]>();
-  /** Spares being faulted in, by size. */
-  private readonly inFlight = new Map<number, number>();
+  /** Batches the helper is making, by message id; at most one per size. */
   private readonly batches = new Map<number, Batch>();
+  private readonly sizesInFlight = new Set<number>();
   private nextBatch = 0;
   /** The helper thread; null when it cannot run (then nothing is prefaulted). */
   private faulter: Worker | null | undefined;
@@ -135,14 +127,13 @@ export class PrefaultedMemory {
       this.ready.set(bytes, list);
       if (this.ready.size > MAX_SIZES) this.ready.delete(this.ready.keys().next().value as number);
     }
-    const pending = this.inFlight.get(bytes) ?? 0;
-    const missing = Math.max(SPARES, Math.floor(BATCH_BYTES / bytes)) - list.length - pending;
-    if (missing <= 0 || pending > 0) return;
+    const missing = Math.max(SPARES, Math.floor(BATCH_BYTES / bytes)) - list.length;
+    if (missing <= 0 || this.sizesInFlight.has(bytes)) return;
     const faulter = this.helper();
     if (!faulter) return;
     const id = this.nextBatch++;
     this.batches.set(id, { bytes, count: missing });
-    this.inFlight.set(bytes, missing);
+    this.sizesInFlight.add(bytes);
     faulter.postMessage({ id, bytes: bytes * missing });
   }
 
@@ -151,7 +142,7 @@ export class PrefaultedMemory {
     if (!batch) return;
     this.batches.delete(id);
     const { bytes, count } = batch;
-    this.inFlight.set(bytes, 0);
+    this.sizesInFlight.delete(bytes);
     // A size that lost its spares meanwhile is no longer asked for: let the memory go.
     const list = this.ready.get(bytes);
     if (!list) return;
