@@ -303,6 +303,24 @@ function merchantOf(state: GateState, id: string): Merchant {
   return m;
 }
 
+/**
+ * The held event and its decision, reused by every approved reservation: the engine encodes and applies a
+ * decision's events before it asks for the next one and keeps none of them (it keeps only the result).
+ * Four objects fewer per reservation, at ~400k reservations/s.
+ */
+const heldScratch: HeldEvent = {
+  reservationId: '',
+  merchantIndex: 0,
+  amount: 0,
+  sequence: 0,
+  expiresAtMs: 0,
+  ttlMs: 0,
+};
+const heldDecision: { events: { type: 'held'; data: HeldEvent }[]; result: ReservationResult } = {
+  events: [{ type: 'held', data: heldScratch }],
+  result: undefined as unknown as ReservationResult, // set before every return
+};
+
 function addReservation(
   state: GateState,
   e: { reservationId: string; amount: number; ttlMs: number },
@@ -528,14 +546,13 @@ const commands = defineCommands<GateState, typeof events, GateIndexes>()({
         };
       }
       const sequence = m.nextSequence;
-      const held: HeldEvent = {
-        reservationId: c.reservationId,
-        merchantIndex: m.index,
-        amount: c.amountCents,
-        sequence,
-        expiresAtMs: ttlMs > 0 ? ctx.nowMs + ttlMs : 0,
-        ttlMs,
-      };
+      const held = heldScratch;
+      held.reservationId = c.reservationId;
+      held.merchantIndex = m.index;
+      held.amount = c.amountCents;
+      held.sequence = sequence;
+      held.expiresAtMs = ttlMs > 0 ? ctx.nowMs + ttlMs : 0;
+      held.ttlMs = ttlMs;
       const merchant: MerchantView = {
         merchant_id: m.id,
         available_cents: m.available - c.amountCents,
@@ -543,16 +560,14 @@ const commands = defineCommands<GateState, typeof events, GateIndexes>()({
         captured_cents: m.captured,
         credited_cents: m.credited,
       };
-      return {
-        events: [{ type: 'held', data: held }],
-        result: {
-          reservation_id: c.reservationId,
-          status: 'held',
-          sequence,
-          merchant,
-          lsn: ctx.lsn,
-        } as ReservationResult,
-      };
+      heldDecision.result = {
+        reservation_id: c.reservationId,
+        status: 'held',
+        sequence,
+        merchant,
+        lsn: ctx.lsn,
+      } as ReservationResult;
+      return heldDecision;
     },
   },
   capture: {

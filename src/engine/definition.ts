@@ -37,6 +37,11 @@ export interface DecideContext<I> {
   readonly indexes: I;
 }
 
+/**
+ * What `decide` returns. The store encodes and applies the events before `decide` runs again and keeps
+ * neither the decision nor its events (only `result`, which it hands to the caller and may keep for
+ * retries): a hot command may return the same decision and event objects every time, refilled.
+ */
 export interface Decision<Ev, R> {
   events: Ev[];
   result: R;
