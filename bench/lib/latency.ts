@@ -52,7 +52,7 @@ function bucketOf(ns: number): number {
   if (ns < LINEAR) return ns;
   const e = ns < TWO_32 ? 31 - Math.clz32(ns) : 63 - Math.clz32(Math.floor(ns / TWO_32));
   const shift = e - SUB_BITS;
-  // in [128, 256); a shift below 2^32 (4.3 s), where every latency recorded per request falls
+  // In [128, 256). An integer shift below 2^32 ns (4.3 s), where nearly every recorded latency falls.
   const sub = ns < TWO_32 ? ns >>> shift : Math.floor(ns / 2 ** shift);
   return LINEAR + (e - SUB_BITS - 1) * SUB + (sub - SUB);
 }
