@@ -17,8 +17,11 @@ export interface ReservationRequest {
 export interface EngramTarget {
   name: string;
   submit(request: ReservationRequest): Promise<{ status: string; sequence?: number }>;
-  /** Group commits and records since the last call (then reset). */
-  takeFlushStats(): { flushes: number; records: number; elapsedMs: number };
+  /**
+   * Group commits and records since the last call (then reset), and how long each group's write took to
+   * become durable (O_DSYNC write or write + fdatasync: what the log itself met on the disk).
+   */
+  takeFlushStats(): { flushes: number; records: number; elapsedMs: number; writeMs: number[] };
   close(): Promise<void>;
 }
 
@@ -29,6 +32,7 @@ export async function openEngramTarget(
 ): Promise<EngramTarget> {
   let flushes = 0;
   let records = 0;
+  let writeMs: number[] = [];
   let sinceMs = performance.now();
   const store = await Store.open(balanceGateDefinition, {
     dir,
@@ -37,6 +41,7 @@ export async function openEngramTarget(
       onFlush(stats) {
         flushes++;
         records += stats.records;
+        writeMs.push(stats.syncMs);
       },
     },
   });
@@ -64,9 +69,10 @@ export async function openEngramTarget(
     },
     takeFlushStats() {
       const now = performance.now();
-      const result = { flushes, records, elapsedMs: now - sinceMs };
+      const result = { flushes, records, elapsedMs: now - sinceMs, writeMs };
       flushes = 0;
       records = 0;
+      writeMs = [];
       sinceMs = now;
       return result;
     },

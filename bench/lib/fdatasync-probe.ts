@@ -77,6 +77,17 @@ export function timeWeightedQuantile(durationsMs: ArrayLike<number>, q: number):
   return sorted[sorted.length - 1];
 }
 
+/** The share of `elapsedMs` spent in durations longer than `thresholdMs`. */
+export function timeShareOver(
+  durationsMs: ArrayLike<number>,
+  thresholdMs: number,
+  elapsedMs: number,
+): number {
+  let overMs = 0;
+  for (let i = 0; i < durationsMs.length; i++) if (durationsMs[i] > thresholdMs) overMs += durationsMs[i];
+  return overMs / elapsedMs;
+}
+
 /** Latency of `blockBytes` appends + fdatasync in `dir`; a number is the old `durationMs` argument. */
 export async function probeFdatasync(
   dir: string,
@@ -151,8 +162,6 @@ export async function probeFdatasync(
   }
   const elapsedMs = performance.now() - startMs;
   const s = histogram.summary();
-  let over2Ms = 0;
-  for (const d of durationsMs) if (d > 2) over2Ms += d;
   return {
     ...s,
     opsPerS: (s.count / elapsedMs) * 1000,
@@ -163,7 +172,7 @@ export async function probeFdatasync(
     preallocated,
     elapsedMs,
     timeWeightedP99Ms: timeWeightedQuantile(durationsMs, 0.99),
-    timeShareOver2Ms: over2Ms / elapsedMs,
+    timeShareOver2Ms: timeShareOver(durationsMs, 2, elapsedMs),
   };
 }
 

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { Prng } from '../../src/util/prng.ts';
 import { probeCpuGaps } from './cpu-gap-probe.ts';
-import { probeFdatasync, timeWeightedQuantile } from './fdatasync-probe.ts';
+import { probeFdatasync, timeShareOver, timeWeightedQuantile } from './fdatasync-probe.ts';
 import { Histogram, offer, saturate } from './latency.ts';
 import { fmt, formatTable, jsonLine } from './report.ts';
 import {
@@ -184,6 +184,9 @@ test('time-weighted quantile: one long stall among many short syncs sets the p99
   assert.equal(timeWeightedQuantile(durations, 0.4), 1);
   assert.equal(timeWeightedQuantile([2, 2, 2, 2], 0.99), 2);
   assert.ok(Number.isNaN(timeWeightedQuantile([], 0.99)));
+  // Of 2,000 ms, the ten 100 ms stalls are half; syncs of exactly the threshold do not count as over it.
+  assert.equal(timeShareOver(durations, 2, 2000), 0.5);
+  assert.equal(timeShareOver([2, 2], 2, 10), 0);
 });
 
 test('CPU gap probe: spins for the time asked, alone or beside a busy worker, and counts only gaps over the threshold', async () => {
