@@ -53,7 +53,8 @@ const commands = defineCommands<Ledger, typeof events>()({
         total: (state.totals.get(c.account) ?? 0) + c.amount,
         lsn: ctx.lsn,
       };
-      // Runs after decide returned and before anything else touches the store's thread.
+      // Runs once the synchronous run of commands in progress is over, before any group is durable: what
+      // the store still pointed at would be read as SCRIBBLED (and the next decide refills it anyway).
       queueMicrotask(scribble);
       return scratchDecision;
     },
