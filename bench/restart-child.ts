@@ -4,11 +4,13 @@
  */
 import { balanceGateDefinition } from '../apps/balance-gate/domain.ts';
 import { Store } from '../src/engine/store.ts';
+import { prefaultedMemory } from '../src/util/prefaulted-memory.ts';
 
 const dir = process.argv[2];
 const gc = (globalThis as { gc?: () => void }).gc;
 gc?.();
 const memoryBefore = process.memoryUsage();
+const sparesBefore = prefaultedMemory.stats().spareBytes;
 const startMs = performance.now();
 const store = await Store.open(balanceGateDefinition, { dir });
 const restartMs = performance.now() - startMs;
@@ -28,8 +30,12 @@ console.log(
     snapshotLoadMs: r.snapshot?.loadMs ?? 0,
     recordsReplayed: r.recordsReplayed,
     replayMs: r.replayMs,
+    // Prefaulted spares are the helper thread's allocations, which this isolate's figures leave out.
     heapBytes:
-      memoryAfter.heapUsed - memoryBefore.heapUsed + (memoryAfter.arrayBuffers - memoryBefore.arrayBuffers),
+      memoryAfter.heapUsed -
+      memoryBefore.heapUsed +
+      (memoryAfter.arrayBuffers - memoryBefore.arrayBuffers) +
+      (prefaultedMemory.stats().spareBytes - sparesBefore),
   }),
 );
 await store.close();

@@ -11,7 +11,6 @@ import { parseSnapshotName } from '../snapshot/format.ts';
 import { type SnapshotPolicy, SnapshotScheduler } from '../snapshot/scheduler.ts';
 import type { FileSystem } from '../storage/file-system.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
-import { prefaultedMemory } from '../util/prefaulted-memory.ts';
 import { type AckPoint, strongest } from './ack-point.ts';
 import { DecideContextImpl } from './decide-context.ts';
 import {
@@ -161,16 +160,11 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     const store = new Store(definition, options);
     const fs = options.fs ?? new NodeFileSystem();
     const release = await acquireDirLock(fs, options.dir);
-    // Replay grows the state in synchronous bursts that prefaulted spares cannot keep up with: the helper
-    // would only compete with it, and leave spares nobody asked for (prefaulted-memory.ts).
-    const resumePrefaulting = prefaultedMemory.suspend();
     try {
       await store.recover(options, fs);
     } catch (error) {
       await release();
       throw error;
-    } finally {
-      resumePrefaulting();
     }
     store.releaseLock = release;
     return store;

@@ -15,7 +15,7 @@
  * spares, so the memory held in advance stays bounded (about 2 × 5 MiB of column chunks plus smaller key
  * chunks and hash tables for one growing store).
  */
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 
 /** Buffers of one size kept faulted in ahead of the requests, at least. */
 const SPARES = 2;
@@ -45,6 +45,11 @@ export interface PrefaultStats {
   prefaulted: number;
   /** Bytes of spares ready now. */
   readyBytes: number;
+  /**
+   * Bytes of spares handed out so far. The helper's isolate allocated them, so the caller's
+   * `process.memoryUsage().arrayBuffers` does not count them: a heap figure must add them.
+   */
+  spareBytes: number;
 }
 
 /**
@@ -57,11 +62,13 @@ const FAULTER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 // Background work: the lowest priority for this thread, so it never takes time slices from the event loop.
 try { require('node:os').setPriority(0, 19); } catch {}
-parentPort.on('message', ({ id, bytes }) => {
-  const memory = new SharedArrayBuffer(bytes);
-  const view = new Uint8Array(memory);
-  for (let i = 0; i < view.length; i += 4096) view[i] = 0;
-  parentPort.postMessage({ id, memory });
+parentPort.once('message', ({ answers }) => {
+  parentPort.on('message', ({ id, bytes }) => {
+    const memory = new SharedArrayBuffer(bytes);
+    const view = new Uint8Array(memory);
+    for (let i = 0; i < view.length; i += 4096) view[i] = 0;
+    answers.postMessage({ id, memory });
+  });
 });`;
 
 interface Batch {
@@ -78,7 +85,10 @@ export class PrefaultedMemory {
   private nextBatch = 0;
   /** The helper thread; null when it cannot run (then nothing is prefaulted). */
   private faulter: Worker | null | undefined;
-  private readonly counts = { spares: 0, fresh: 0, prefaulted: 0 };
+  /** Where the helper's spares arrive: read synchronously in `take`, so a burst of growth that never yields
+   * to the event loop (a recovery's replay) still gets the spares faulted in meanwhile. */
+  private answers: MessagePort | undefined;
+  private readonly counts = { spares: 0, fresh: 0, prefaulted: 0, spareBytes: 0 };
   private suspended = 0;
 
   /** `helper: false` never starts the helper thread (as when it cannot start): every request is fresh. */
@@ -99,6 +109,7 @@ export class PrefaultedMemory {
 
   /** `bytes` of memory (zeros if asked), a faulted-in spare when one of that size is ready. */
   take(bytes: number, request: MemoryRequest): Buffer {
+    this.receiveSpares();
     const list = this.ready.get(bytes);
     const spare = list?.pop();
     if (list) {
@@ -108,6 +119,7 @@ export class PrefaultedMemory {
     if (request.growing && bytes >= PREFAULT_MIN_BYTES && this.suspended === 0) this.topUp(bytes);
     if (spare) {
       this.counts.spares++;
+      this.counts.spareBytes += bytes;
       return spare;
     }
     this.counts.fresh++;
@@ -115,6 +127,7 @@ export class PrefaultedMemory {
   }
 
   stats(): PrefaultStats {
+    this.receiveSpares();
     let readyBytes = 0;
     for (const [bytes, list] of this.ready) readyBytes += bytes * list.length;
     return { ...this.counts, readyBytes };
@@ -137,6 +150,18 @@ export class PrefaultedMemory {
     faulter.postMessage({ id, bytes: bytes * missing });
   }
 
+  private receiveSpares(): void {
+    if (this.answers === undefined || this.batches.size === 0) return;
+    for (
+      let m = receiveMessageOnPort(this.answers);
+      m !== undefined;
+      m = receiveMessageOnPort(this.answers)
+    ) {
+      const answer = m.message as { id: number; memory: SharedArrayBuffer };
+      this.faulted(answer.id, answer.memory);
+    }
+  }
+
   private faulted(id: number, memory: SharedArrayBuffer): void {
     const batch = this.batches.get(id);
     if (!batch) return;
@@ -156,9 +181,10 @@ export class PrefaultedMemory {
       if (!this.options.helper) return null;
       try {
         const worker = new Worker(FAULTER_SOURCE, { eval: true });
-        worker.on('message', (answer: { id: number; memory: SharedArrayBuffer }) =>
-          this.faulted(answer.id, answer.memory),
-        );
+        const { port1, port2 } = new MessageChannel();
+        worker.postMessage({ answers: port2 }, [port2]);
+        // Nobody listens on it: spares are read when asked for (receiveSpares), so it holds no event loop.
+        this.answers = port1;
         // It must never take a process down (on error, prefaulting stops) nor keep one alive (unref after
         // the listeners, which ref it again).
         worker.on('error', () => {
