@@ -279,14 +279,19 @@ test('under any sequence of operations the invariant holds, and restart and snap
   );
 });
 
-test('a store grown past its first chunks on prefaulted memory snapshots, restarts and reads back the same', async () => {
-  const { dir, store } = await openGate();
+/**
+ * Credits 50 merchants, then reserves `batches` batches of 8,190 holds across them; `pauseMs` after each
+ * gives the helper thread time to deliver spares, as a live store's pauses between requests do.
+ */
+async function growOverChunks(
+  store: Awaited<ReturnType<typeof openGate>>['store'],
+  batches: number,
+  pauseMs: number,
+) {
   await store.executeMany(
     'credit',
     Array.from({ length: 50 }, (_, i) => ({ merchantId: `m${i}`, transferId: `t${i}`, amountCents: 1e12 })),
   );
-  const sparesBefore = prefaultedMemory.stats().spares;
-  const batches = Math.ceil((3 * CHUNK_SLOTS) / 8190);
   for (let b = 0; b < batches; b++) {
     await store.executeMany(
       'reserve',
@@ -296,9 +301,15 @@ test('a store grown past its first chunks on prefaulted memory snapshots, restar
         amountCents: 1 + (i % 97),
       })),
     );
-    // Gives the helper thread time to deliver spares, as a live store's pauses between requests do.
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    if (pauseMs > 0) await new Promise((resolve) => setTimeout(resolve, pauseMs));
   }
+}
+
+test('a store grown past its first chunks on prefaulted memory snapshots, restarts and reads back the same', async () => {
+  const { dir, store } = await openGate();
+  const sparesBefore = prefaultedMemory.stats().spares;
+  const batches = Math.ceil((3 * CHUNK_SLOTS) / 8190);
+  await growOverChunks(store, batches, 10);
   assert.ok(prefaultedMemory.stats().spares > sparesBefore, 'some of the growth took prefaulted spares');
   const last = await store.read((s) => s.reservations.get(`r${batches - 1}-8189`));
   await store.snapshot();
@@ -317,21 +328,8 @@ test('a store grown past its first chunks on prefaulted memory snapshots, restar
 
 test('a restart that replays the log takes prefaulted spares as the tables grow, and rebuilds the same state', async () => {
   const { dir, store } = await openGate();
-  await store.executeMany(
-    'credit',
-    Array.from({ length: 50 }, (_, i) => ({ merchantId: `m${i}`, transferId: `t${i}`, amountCents: 1e12 })),
-  );
   const batches = Math.ceil((4 * CHUNK_SLOTS) / 8190);
-  for (let b = 0; b < batches; b++) {
-    await store.executeMany(
-      'reserve',
-      Array.from({ length: 8190 }, (_, i) => ({
-        reservationId: `r${b}-${i}`,
-        merchantId: `m${i % 50}`,
-        amountCents: 1 + (i % 97),
-      })),
-    );
-  }
+  await growOverChunks(store, batches, 0);
   const hash = store.stateHash();
   await store.close();
   // Spares asked for by the writes above have all arrived by now: what the helper faults in from here on,
