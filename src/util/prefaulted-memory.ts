@@ -95,8 +95,8 @@ export class PrefaultedMemory {
   constructor(private readonly options: { helper: boolean } = { helper: true }) {}
 
   /**
-   * Stops faulting in spares until the returned function is called (calls nest): for bursts of growth that
-   * spares cannot keep up with, such as a store's recovery.
+   * Stops faulting in spares until the returned function is called (calls nest): for growth that should
+   * not have a helper beside it, such as a snapshot's rebuild in a worker next to the store's event loop.
    */
   suspend(): () => void {
     this.suspended++;
