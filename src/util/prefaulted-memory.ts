@@ -59,16 +59,14 @@ export interface PrefaultStats {
  * GC's external memory, so its references to spares it sent go soon; a test checks that they are freed.)
  */
 const FAULTER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
+const { parentPort, workerData } = require('node:worker_threads');
 // Background work: the lowest priority for this thread, so it never takes time slices from the event loop.
 try { require('node:os').setPriority(0, 19); } catch {}
-parentPort.once('message', ({ answers }) => {
-  parentPort.on('message', ({ id, bytes }) => {
-    const memory = new SharedArrayBuffer(bytes);
-    const view = new Uint8Array(memory);
-    for (let i = 0; i < view.length; i += 4096) view[i] = 0;
-    answers.postMessage({ id, memory });
-  });
+parentPort.on('message', ({ id, bytes }) => {
+  const memory = new SharedArrayBuffer(bytes);
+  const view = new Uint8Array(memory);
+  for (let i = 0; i < view.length; i += 4096) view[i] = 0;
+  workerData.answers.postMessage({ id, memory });
 });`;
 
 interface Batch {
@@ -180,9 +178,12 @@ export class PrefaultedMemory {
       this.faulter = null;
       if (!this.options.helper) return null;
       try {
-        const worker = new Worker(FAULTER_SOURCE, { eval: true });
         const { port1, port2 } = new MessageChannel();
-        worker.postMessage({ answers: port2 }, [port2]);
+        const worker = new Worker(FAULTER_SOURCE, {
+          eval: true,
+          workerData: { answers: port2 },
+          transferList: [port2],
+        });
         // Nobody listens on it: spares are read when asked for (receiveSpares), so it holds no event loop.
         this.answers = port1;
         // It must never take a process down (on error, prefaulting stops) nor keep one alive (unref after
