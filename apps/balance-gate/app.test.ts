@@ -7,6 +7,7 @@ import { after, test } from 'node:test';
 import { Store, type StoreOptions } from '../../src/engine/store.ts';
 import { HttpMetrics } from '../../src/server/http-metrics.ts';
 import { EngineMetrics } from '../../src/server/metrics.ts';
+import { wire } from '../../src/server/testing/wire.ts';
 import { NodeFileSystem } from '../../src/storage/node-file-system.ts';
 import { ControlledFileSystem } from '../../src/storage/testing/controlled-file-system.ts';
 import { buildApp, type GateStore } from './app.ts';
@@ -35,10 +36,11 @@ async function gate(options: { token?: string; store?: Partial<StoreOptions> } =
     await store.close().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
   });
+  // Over a real socket, not `inject`: the hot route answers in the Node server that `inject` skips.
+  const send = await wire(app);
   const post = (url: string, payload?: unknown, headers: Record<string, string> = {}) =>
-    app.inject({ method: 'POST', url, payload: payload as object, headers });
-  const get = (url: string, headers: Record<string, string> = {}) =>
-    app.inject({ method: 'GET', url, headers });
+    send({ method: 'POST', url, payload, headers });
+  const get = (url: string, headers: Record<string, string> = {}) => send({ method: 'GET', url, headers });
   return { app, store, post, get };
 }
 
@@ -380,8 +382,9 @@ test('metrics name the engine and service series; health and readiness', async (
 test('while recovering: /healthz 200, /readyz and the API 503 with Retry-After', async () => {
   const recovering = buildApp({ store: () => undefined, metrics: new EngineMetrics(), token: undefined });
   cleanups.push(() => recovering.close());
-  assert.equal((await recovering.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
-  const ready = await recovering.inject({ method: 'GET', url: '/readyz' });
+  const send = await wire(recovering);
+  assert.equal((await send({ method: 'GET', url: '/healthz' })).statusCode, 200);
+  const ready = await send({ method: 'GET', url: '/readyz' });
   assert.equal(ready.statusCode, 503);
   assert.equal(ready.json().status, 'recovering');
   for (const request of [
@@ -393,7 +396,7 @@ test('while recovering: /healthz 200, /readyz and the API 503 with Retry-After',
     { method: 'GET', url: '/v1/merchants/m' },
     { method: 'POST', url: '/v1/reservations/a/capture' },
   ] as const) {
-    const response = await recovering.inject(request);
+    const response = await send(request);
     assert.equal(response.statusCode, 503);
     assert.equal(response.headers['retry-after'], '1');
     assert.equal(response.json().error, 'unavailable');
@@ -422,15 +425,11 @@ test('a storage failure: writes and reads 503 with the error, /readyz 503 failed
 
 test('backpressure: 503 overloaded with Retry-After, nothing decided', async () => {
   const fs = new ControlledFileSystem(new NodeFileSystem());
-  const { app, post, store } = await gate({ store: { fs, pendingCommandsMax: 1 } });
+  const { post, store } = await gate({ store: { fs, pendingCommandsMax: 1 } });
   await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
   fs.hold = true;
   const waiting = [1, 2].map((i) =>
-    app.inject({
-      method: 'POST',
-      url: '/v1/reservations',
-      payload: { reservation_id: `w${i}`, merchant_id: 'm', amount_cents: 1 },
-    }),
+    post('/v1/reservations', { reservation_id: `w${i}`, merchant_id: 'm', amount_cents: 1 }),
   );
   while (store.pending.commands < 2) await new Promise((r) => setTimeout(r, 1));
   const lsnBefore = store.lsnApplied;
@@ -458,6 +457,12 @@ test('auth: with a token every route but /healthz needs it; the scheme is case-i
     await get('/v1/merchants/m', { authorization: 'Basic czNjcmV0' }),
     await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 1 }),
     await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 1 }, { authorization: 's3cret' }),
+    await post('/v1/reservations', { reservation_id: 'r', merchant_id: 'm', amount_cents: 1 }),
+    await post(
+      '/v1/reservations',
+      { reservation_id: 'r', merchant_id: 'm', amount_cents: 1 },
+      { authorization: 'Bearer wrong' },
+    ),
   ]) {
     assert.equal(response.statusCode, 401);
     assert.equal(response.headers['www-authenticate'], 'Bearer');
@@ -471,6 +476,13 @@ test('auth: with a token every route but /healthz needs it; the scheme is case-i
     { authorization: 'bearer s3cret' },
   );
   assert.equal(ok.statusCode, 200);
+  const reserved = await post(
+    '/v1/reservations',
+    { reservation_id: 'r', merchant_id: 'm', amount_cents: 1 },
+    { authorization: 'Bearer s3cret' },
+  );
+  assert.equal(reserved.statusCode, 200);
+  assert.equal(reserved.json().status, 'held');
   assert.equal((await get('/readyz', { authorization: 'Bearer s3cret' })).statusCode, 200);
 });
 
@@ -489,7 +501,6 @@ function rawExchange(port: number, request: string): Promise<string> {
 
 test('requests the HTTP parser refuses get the JSON error shape too', async () => {
   const { app } = await gate();
-  await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const cases: [string, number, string][] = [

@@ -10,9 +10,6 @@ import type { ErrorBody } from '../../src/server/errors.ts';
 import { JsonBytes } from '../../src/util/json-bytes.ts';
 import type { MerchantView, ReservationResult } from './domain.ts';
 
-/** What fastify sends for a JSON body; set it when sending a body built here. */
-export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
-
 /**
  * Strings `JSON.stringify` writes as they are, between quotes: every valid id ([A-Za-z0-9._:-]), status and
  * reason. Anything else takes the general path.

@@ -32,9 +32,14 @@ export class HttpMetrics {
 
   /** The `onResponse` hook (callback style: it runs on every request). */
   readonly hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void => {
-    this.child(request.routeOptions.url ?? UNMATCHED_ROUTE, reply.statusCode).inc();
+    this.count(request.routeOptions.url ?? UNMATCHED_ROUTE, reply.statusCode);
     done();
   };
+
+  /** Counts one response of `route` (a route pattern) outside fastify's hooks (hot-routes.ts). */
+  count(route: string, status: number): void {
+    this.child(route, status).inc();
+  }
 
   private child(route: string, status: number): Child {
     let children = this.byRoute.get(route);

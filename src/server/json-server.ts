@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http';
+import { createServer, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, {
   type FastifyBaseLogger,
@@ -6,10 +6,13 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  type FastifyServerFactory,
 } from 'fastify';
-import { bearerAuthHook } from './auth.ts';
+import { BearerToken, bearerAuthHook } from './auth.ts';
 import { type ErrorLog, sendError } from './errors.ts';
+import { type HotRoute, HotRoutes } from './hot-routes.ts';
 import type { HttpMetrics } from './http-metrics.ts';
+import { invalidJsonBody, validationErrorBody } from './json-errors.ts';
 
 export interface JsonServerOptions {
   /** Default request body limit; a route may raise its own (`bodyLimit` in its options). */
@@ -29,6 +32,11 @@ export interface JsonServerOptions {
   requestLogger?: FastifyBaseLogger;
   /** Appended to error messages so a client finds the contract, e.g. "see docs/balance-gate.md". */
   contractHint: string;
+  /**
+   * POST routes answered before fastify on the happy path (hot-routes.ts); the caller registers the same
+   * routes in fastify too, for every other case and for `inject`. Unused with a `requestLogger`.
+   */
+  hotRoutes?: readonly HotRoute[];
 }
 
 /** A request that takes longer than this to arrive (slow or stalled client) is cut: it holds a socket. */
@@ -44,7 +52,18 @@ const PATH_PARAM_LENGTH_MAX = 1024;
  */
 export function createJsonServer(options: JsonServerOptions): FastifyInstance {
   const hint = options.contractHint;
+  // Per-request debug lines come from fastify's hooks, so a logged server sends everything through fastify.
+  const hot =
+    options.hotRoutes && options.hotRoutes.length > 0 && !options.requestLogger
+      ? new HotRoutes(options.hotRoutes, {
+          token: options.token === undefined ? undefined : new BearerToken(options.token),
+          httpMetrics: options.httpMetrics,
+          errorLog: options.errorLog,
+          contractHint: hint,
+        })
+      : undefined;
   const app = Fastify({
+    serverFactory: hot && hotServerFactory(hot),
     ...(options.requestLogger
       ? { loggerInstance: options.requestLogger, disableRequestLogging: true }
       : { logger: false }),
@@ -62,6 +81,13 @@ export function createJsonServer(options: JsonServerOptions): FastifyInstance {
     },
   });
   acceptJsonOnly(app);
+  if (hot) {
+    hotRoutesByApp.set(app, hot);
+    app.addHook('preClose', (done) => {
+      hot.close();
+      done();
+    });
+  }
   if (options.token !== undefined)
     app.addHook('onRequest', bearerAuthHook(options.token, options.openRoutes ?? ['/healthz']));
   if (options.requestLogger)
@@ -89,6 +115,35 @@ export function createJsonServer(options: JsonServerOptions): FastifyInstance {
     });
   });
   return app;
+}
+
+/** A plain Node HTTP server that offers each request to the hot routes before fastify's handler. */
+function hotServerFactory(hot: HotRoutes): FastifyServerFactory {
+  return (handler, options) => {
+    // Fastify passes its options with its defaults filled in; the type says less.
+    const settings = options as {
+      keepAliveTimeout?: number;
+      requestTimeout?: number;
+      connectionTimeout?: number;
+      maxRequestsPerSocket?: number;
+    };
+    const server = createServer((request, response) => {
+      if (!hot.take(request, response)) handler(request, response);
+    });
+    // What fastify sets on a server it creates itself (lib/server.js).
+    if (settings.keepAliveTimeout !== undefined) server.keepAliveTimeout = settings.keepAliveTimeout;
+    if (settings.requestTimeout !== undefined) server.requestTimeout = settings.requestTimeout;
+    if (settings.connectionTimeout !== undefined) server.setTimeout(settings.connectionTimeout);
+    if (settings.maxRequestsPerSocket) server.maxRequestsPerSocket = settings.maxRequestsPerSocket;
+    return server;
+  };
+}
+
+const hotRoutesByApp = new WeakMap<FastifyInstance, HotRoutes>();
+
+/** The hot routes in front of `app`, if it has any (tests read how many requests they answered). */
+export function hotRoutesOf(app: FastifyInstance): HotRoutes | undefined {
+  return hotRoutesByApp.get(app);
 }
 
 /**
@@ -119,18 +174,13 @@ function handleError(
         error: 'not_found',
         message: `no route ${request.method} ${request.url}; ${hint}`,
       });
-    const issue = error.validation[0];
-    return reply.code(400).send({
-      error: 'invalid_input',
-      message: `${error.validationContext ?? 'request'}${issue?.instancePath ?? ''} ${issue?.message ?? error.message}; ${hint}`,
-    });
+    return reply
+      .code(400)
+      .send(validationErrorBody(error.validationContext, error.validation[0], hint, error.message));
   }
   switch (error.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return reply.code(400).send({
-        error: 'invalid_json',
-        message: `the body is not valid JSON (or carries __proto__/constructor keys); send one JSON object (${hint})`,
-      });
+      return reply.code(400).send(invalidJsonBody(hint));
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return reply.code(413).send({
         error: 'body_too_large',

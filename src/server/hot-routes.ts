@@ -1,0 +1,157 @@
+/**
+ * JSON POST routes answered by Node's HTTP server before fastify sees the request: the service's hottest
+ * route (one reservation) spends most of its CPU in fastify's request pipeline (hooks, reply, content-type
+ * parser, async-resource bookkeeping) rather than in the store. Decision 013 has the profile and figures.
+ *
+ * A hot route takes a request only when it can answer it exactly as fastify would: the method and the path
+ * match exactly, the token (if any) matches, the body is declared JSON with a Content-Length within the
+ * route's limit, the route is ready and the server is not closing. Anything else (a missing token, a
+ * chunked or oversized body, another media type, a recovering store, a shutdown) goes to fastify untouched,
+ * so every rule of the contract that is not on the happy path has one implementation. What a hot route does
+ * itself (JSON parsing with the same prototype-poisoning refusal, schema validation, error bodies,
+ * status codes, the per-route HTTP metric) uses the same builders as json-server.ts; hot-routes.test.ts
+ * checks the two paths answer alike.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ValidateFunction } from 'ajv';
+import secureJson from 'secure-json-parse';
+import type { BearerToken } from './auth.ts';
+import { type ErrorLog, toHttpError } from './errors.ts';
+import type { HttpMetrics } from './http-metrics.ts';
+import { invalidJsonBody, JSON_CONTENT_TYPE, validationErrorBody } from './json-errors.ts';
+
+export interface HotRoute {
+  /** The exact path (no query string), e.g. `/v1/reservations`. */
+  url: string;
+  /** Larger bodies go to fastify, which answers 413. */
+  bodyBytesMax: number;
+  /** The route's body schema, compiled with the same options as fastify's (no coercion). */
+  validate: ValidateFunction;
+  /** False while the route cannot serve (e.g. the store is recovering): fastify answers instead. */
+  ready(): boolean;
+  /** Runs a validated body; resolves to the 200 body (JSON text), rejects with what `toHttpError` maps. */
+  run(body: unknown): Promise<string>;
+}
+
+export interface HotRoutesOptions {
+  token: BearerToken | undefined;
+  httpMetrics: HttpMetrics | undefined;
+  errorLog: ErrorLog | undefined;
+  contractHint: string;
+}
+
+const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const;
+
+export class HotRoutes {
+  private readonly routes = new Map<string, HotRoute>();
+  private closing = false;
+  /** Requests a hot route answered (the rest went to fastify). */
+  served = 0;
+
+  constructor(
+    routes: readonly HotRoute[],
+    private readonly options: HotRoutesOptions,
+  ) {
+    for (const route of routes) this.routes.set(route.url, route);
+  }
+
+  /** From now on every request goes to fastify, which refuses new ones while it closes. */
+  close(): void {
+    this.closing = true;
+  }
+
+  /** Takes the request and answers it, or returns false and leaves it untouched for fastify. */
+  take(request: IncomingMessage, response: ServerResponse): boolean {
+    if (request.method !== 'POST' || this.closing) return false;
+    const route = this.routes.get(request.url ?? '');
+    if (route === undefined || !route.ready()) return false;
+    const headers = request.headers;
+    if (this.options.token !== undefined && !this.options.token.matches(headers.authorization)) return false;
+    if (!isJson(headers['content-type'])) return false;
+    const declared = Number(headers['content-length']);
+    if (!(declared > 0 && declared <= route.bodyBytesMax) || headers['transfer-encoding'] !== undefined)
+      return false;
+    this.served++;
+    this.readBody(request, response, route, declared);
+    return true;
+  }
+
+  private readBody(
+    request: IncomingMessage,
+    response: ServerResponse,
+    route: HotRoute,
+    declared: number,
+  ): void {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    request.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      chunks.push(chunk);
+    });
+    // An aborted request has no one to answer; the listener keeps its error from being unhandled.
+    request.on('error', () => undefined);
+    request.on('end', () => {
+      // Node's parser frames the body by Content-Length, so this only guards against a broken invariant.
+      if (received !== declared) {
+        request.socket.destroy();
+        return;
+      }
+      const text = chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8');
+      this.answer(response, route, text);
+    });
+  }
+
+  private answer(response: ServerResponse, route: HotRoute, text: string): void {
+    const hint = this.options.contractHint;
+    let body: unknown;
+    try {
+      body = secureJson.parse(text, undefined, PARSE_OPTIONS);
+    } catch {
+      this.send(response, route, 400, JSON.stringify(invalidJsonBody(hint)));
+      return;
+    }
+    if (!route.validate(body)) {
+      this.send(
+        response,
+        route,
+        400,
+        JSON.stringify(validationErrorBody('body', route.validate.errors?.[0], hint)),
+      );
+      return;
+    }
+    route.run(body).then(
+      (json) => this.send(response, route, 200, json),
+      (error: unknown) => {
+        const http = toHttpError(error);
+        if (http.status === 500)
+          this.options.errorLog?.error({ err: error, url: route.url }, `request failed: ${http.body.error}`);
+        this.send(response, route, http.status, JSON.stringify(http.body), http.headers);
+      },
+    );
+  }
+
+  private send(
+    response: ServerResponse,
+    route: HotRoute,
+    status: number,
+    json: string,
+    extra?: Record<string, string>,
+  ): void {
+    this.options.httpMetrics?.count(route.url, status);
+    if (response.destroyed) return;
+    response.writeHead(status, {
+      'content-type': JSON_CONTENT_TYPE,
+      'content-length': Buffer.byteLength(json),
+      ...extra,
+    });
+    response.end(json);
+  }
+}
+
+/** `application/json`, any case, with or without parameters: the media type fastify's JSON parser takes. */
+function isJson(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  if (contentType === 'application/json' || contentType === JSON_CONTENT_TYPE) return true;
+  const lower = contentType.toLowerCase();
+  return lower === 'application/json' || lower.startsWith('application/json;');
+}
