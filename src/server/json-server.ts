@@ -88,6 +88,8 @@ export function createJsonServer(options: JsonServerOptions): FastifyInstance {
       done();
     });
   }
+  // The hot routes run none of the hooks below: each has its counterpart in hot-routes.ts (token check,
+  // metric; no hot routes with a request logger). A hook added here needs one there too.
   if (options.token !== undefined)
     app.addHook('onRequest', bearerAuthHook(options.token, options.openRoutes ?? ['/healthz']));
   if (options.requestLogger)
