@@ -89,8 +89,12 @@ export function toHttpError(error: unknown): HttpError {
  */
 export function sendError(reply: FastifyReply, error: unknown, log: ErrorLog | undefined): FastifyReply {
   const http = toHttpError(error);
-  if (http.status === 500)
-    log?.error({ err: error, url: reply.request.url }, `request failed: ${http.body.error}`);
+  logIfInternal(http, error, reply.request.url, log);
   if (http.headers) reply.headers(http.headers);
   return reply.code(http.status).send(http.body);
+}
+
+/** Logs `error` (with its cause) when it mapped to a 500: a bug, not an operating condition. */
+export function logIfInternal(http: HttpError, error: unknown, url: string, log: ErrorLog | undefined): void {
+  if (http.status === 500) log?.error({ err: error, url }, `request failed: ${http.body.error}`);
 }

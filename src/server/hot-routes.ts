@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ValidateFunction } from 'ajv';
 import secureJson from 'secure-json-parse';
 import type { BearerToken } from './auth.ts';
-import { type ErrorLog, toHttpError } from './errors.ts';
+import { type ErrorLog, logIfInternal, toHttpError } from './errors.ts';
 import type { HttpMetrics } from './http-metrics.ts';
 import { invalidJsonBody, JSON_CONTENT_TYPE, validationErrorBody } from './json-errors.ts';
 
@@ -123,8 +123,7 @@ export class HotRoutes {
       (json) => this.send(response, route, 200, json),
       (error: unknown) => {
         const http = toHttpError(error);
-        if (http.status === 500)
-          this.options.errorLog?.error({ err: error, url: route.url }, `request failed: ${http.body.error}`);
+        logIfInternal(http, error, route.url, this.options.errorLog);
         this.send(response, route, http.status, JSON.stringify(http.body), http.headers);
       },
     );
