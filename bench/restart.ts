@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { balanceGateDefinition } from '../apps/balance-gate/domain.ts';
 import { Store } from '../src/engine/store.ts';
+import { offer } from './lib/latency.ts';
 
 const { values } = parseArgs({
   options: {
@@ -77,55 +78,25 @@ async function populate(dir: string): Promise<void> {
   await store.close();
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
-}
-
 /**
- * Open loop at RATE_PER_S, latency from each request's intended start (no coordinated omission).
- *
- * Requests in flight are counted, not kept: holding every promise until the phase ends made each of them
- * survive two scavenges of the writer's heap (copied, then promoted): at 10k/s a scavenge about every second,
- * median 7-17 ms, against 3.6-3.8 ms counting them (decision 003), charged to the store as write latency.
+ * Open loop at RATE_PER_S (bench/lib/latency.ts's `offer`), latency from each request's intended start (no
+ * coordinated omission), for `durationMs` or until `until` settles. `offer` counts requests in flight and
+ * keeps no promise: keeping each one until the phase ended made it survive two scavenges of the writer's
+ * heap (copied, then promoted), at 10k/s a scavenge about every second, median 7-17 ms against 3.6-3.8 ms
+ * (decision 003), charged to the store as write latency.
  */
 async function fixedRate(
   store: Store<any, any, any, any>,
   durationMs: number,
   until?: Promise<unknown>,
 ): Promise<{ p50: number; p99: number; count: number }> {
-  const latencies: number[] = [];
-  const startMs = performance.now();
-  let sent = 0;
-  let outstanding = 0;
-  let failure: unknown;
-  let drained = () => {};
-  let done = false;
-  until?.finally(() => {
-    done = true;
+  const result = await offer((command) => store.execute('reserve', command), nextReserve, {
+    ratePerS: RATE_PER_S,
+    durationMs,
+    until,
   });
-  const acknowledged = (intendedMs: number) => {
-    latencies.push(performance.now() - intendedMs);
-    if (--outstanding === 0) drained();
-  };
-  const failed = (error: unknown) => {
-    failure ??= error;
-    if (--outstanding === 0) drained();
-  };
-  while (!done && performance.now() - startMs < durationMs) {
-    const due = Math.floor(((performance.now() - startMs) * RATE_PER_S) / 1000);
-    while (sent < due) {
-      const intendedMs = startMs + (sent * 1000) / RATE_PER_S;
-      sent++;
-      outstanding++;
-      store.execute('reserve', nextReserve()).then(() => acknowledged(intendedMs), failed);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-  if (outstanding > 0) await new Promise<void>((resolve) => (drained = resolve));
-  if (failure !== undefined) throw failure;
-  const sorted = Float64Array.from(latencies).sort();
-  return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), count: sorted.length };
+  if (result.errors > 0) throw new Error(`${result.errors} writes failed, the first: ${result.firstError}`);
+  return { p50: result.p50Ms, p99: result.p99Ms, count: result.count };
 }
 
 /** Runs `args` in a fresh node process (stderr passed through); its last stdout line, parsed. */

@@ -201,3 +201,27 @@ test('CPU gap probe: spins for the time asked, alone or beside a busy worker, an
   const all = await probeCpuGaps({ durationMs: 50, gapMs: -1 });
   assert.ok(all.gapsPerS > 1000, `${all.gapsPerS}`);
 });
+
+test('offer: `until` ends the run when it settles, awaits what is in flight, and measures the shorter window', async () => {
+  let inFlight = 0;
+  let sent = 0;
+  const submit = () => {
+    sent++;
+    inFlight++;
+    return new Promise<void>((resolve) =>
+      setTimeout(() => {
+        inFlight--;
+        resolve();
+      }, 5),
+    );
+  };
+  const until = new Promise((resolve) => setTimeout(resolve, 300));
+  const startMs = performance.now();
+  const result = await offer(submit, () => 0, { ratePerS: 1000, durationMs: 60_000, until });
+  const tookMs = performance.now() - startMs;
+  assert.ok(tookMs < 1000, `stopped after ${tookMs} ms, not the 60 s asked for`);
+  assert.equal(inFlight, 0, 'every request sent was awaited');
+  assert.equal(result.count, sent, 'every request sent was measured');
+  assert.ok(Math.abs(result.elapsedMs - 300) < 60, `window ${result.elapsedMs} ms`);
+  assert.ok(Math.abs(result.achievedPerS - 1000) < 150, `achieved ${result.achievedPerS}`);
+});

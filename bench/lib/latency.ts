@@ -291,6 +291,11 @@ export interface OpenLoopOptions {
    * their intended start, so their latency still counts the wait.
    */
   maxOutstanding?: number;
+  /**
+   * Ends the run early when it settles (e.g. a snapshot finishing): nothing more is sent, the measured window
+   * ends there, and the requests in flight are awaited and counted.
+   */
+  until?: Promise<unknown>;
 }
 
 export interface OpenLoopResult extends RunSummary {
@@ -329,8 +334,8 @@ export async function offer<T>(
   const lag = new Histogram();
   const startMs = performance.now();
   const measureStartMs = startMs + (options.warmupMs ?? 0);
-  const measureEndMs = measureStartMs + options.durationMs;
-  const total = Math.ceil((measureEndMs - startMs) / intervalMs); // intended start < measureEndMs
+  let measureEndMs = measureStartMs + options.durationMs;
+  let total = Math.ceil((measureEndMs - startMs) / intervalMs); // intended start < measureEndMs
   let sent = 0;
   let sentInWindow = 0;
   let outstanding = 0;
@@ -343,6 +348,15 @@ export async function offer<T>(
   const allDone = new Promise<void>((resolve) => {
     drained = resolve;
   });
+
+  const stop = () => {
+    const now = performance.now();
+    if (now >= measureEndMs) return;
+    measureEndMs = Math.max(now, measureStartMs);
+    total = sent;
+    if (outstanding === 0) drained();
+  };
+  options.until?.then(stop, stop);
 
   const finish = (intendedMs: number, sendMs: number, ok: boolean, error?: unknown) => {
     outstanding--;
@@ -406,17 +420,18 @@ export async function offer<T>(
   });
   if (outstanding > 0) await allDone;
 
-  const elapsedMs = options.durationMs;
+  const elapsedMs = measureEndMs - measureStartMs;
+  const perS = (n: number) => (elapsedMs > 0 ? (n / elapsedMs) * 1000 : Number.NaN);
   return {
     ...histogram.summary(),
-    opsPerS: (completedInWindow / elapsedMs) * 1000,
+    opsPerS: perS(completedInWindow),
     elapsedMs,
     errors,
     firstError,
     histogram,
     offeredPerS: rate,
-    achievedPerS: (completedInWindow / elapsedMs) * 1000,
-    sentPerS: (sentInWindow / elapsedMs) * 1000,
+    achievedPerS: perS(completedInWindow),
+    sentPerS: perS(sentInWindow),
     service: service.summary(),
     sendLagP50Ms: lag.quantileMs(0.5),
     sendLagP99Ms: lag.quantileMs(0.99),
