@@ -9,8 +9,8 @@
  * chunked or oversized body, another media type, a recovering store, a shutdown) goes to fastify untouched,
  * so every rule of the contract that is not on the happy path has one implementation. What a hot route does
  * itself (JSON parsing with the same prototype-poisoning refusal, schema validation, error bodies,
- * status codes, the per-route HTTP metric) uses the same builders as json-server.ts; hot-routes.test.ts
- * checks the two paths answer alike.
+ * status codes, the per-route HTTP metric) uses the same pieces as fastify's path (json-errors.ts, errors.ts,
+ * http-metrics.ts); apps/balance-gate/hot-route.test.ts checks the two paths answer alike.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ValidateFunction } from 'ajv';
