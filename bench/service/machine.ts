@@ -1,11 +1,9 @@
 /**
  * The conditions a bench:service run happens in, printed with its figures: how busy the cores already are
- * (other work on a shared machine makes every figure pessimistic) and what a durable append costs on the
- * disk the targets write to (the floor under every durable acknowledgement).
+ * (other work on a shared machine makes every figure pessimistic) and who used the CPU during each run. What
+ * a durable write costs on the disk is bench/lib/fdatasync-probe.ts.
  */
-import { closeSync, fdatasyncSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { readdirSync, readFileSync } from 'node:fs';
 import { sleep } from './processes.ts';
 
 /** Cumulative busy and total jiffies over all cores (/proc/stat). */
@@ -26,35 +24,6 @@ export async function backgroundBusyPct(windowMs: number): Promise<number> {
   const before = cpuTimes();
   await sleep(windowMs);
   return busyPctSince(before);
-}
-
-/**
- * 4 KiB appends, each followed by fdatasync, to a growing file in `dir` (as an unpreallocated log does),
- * for `durationMs`; synchronous calls, so nothing but the system calls is timed.
- */
-export function probeFdatasync(
-  dir: string,
-  durationMs: number,
-): { p50Ms: number; p99Ms: number; count: number } {
-  const file = path.join(dir, `fdatasync-probe-${process.pid}.bin`);
-  const block = Buffer.alloc(4096, 0x5a);
-  const samples: number[] = [];
-  const fd = openSync(file, 'wx');
-  try {
-    const endMs = performance.now() + durationMs;
-    for (let position = 0; performance.now() < endMs; position += block.length) {
-      const t = performance.now();
-      writeSync(fd, block, 0, block.length, position);
-      fdatasyncSync(fd);
-      samples.push(performance.now() - t);
-    }
-  } finally {
-    closeSync(fd);
-    rmSync(file, { force: true });
-  }
-  samples.sort((a, b) => a - b);
-  const at = (q: number) => samples[Math.min(samples.length - 1, Math.ceil(samples.length * q) - 1)];
-  return { p50Ms: at(0.5), p99Ms: at(0.99), count: samples.length };
 }
 
 // ---- who used the CPU during a run -----------------------------------------------------------------------

@@ -11,10 +11,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
+import { probeFdatasync } from '../lib/fdatasync-probe.ts';
 import { gateUnavailable, startGate } from './gate-target.ts';
 import { LoadGenerator, startNoopServer } from './generator.ts';
 import type { LoadJob, TargetSpec } from './loadgen.ts';
-import { backgroundBusyPct, type CpuShare, cpuShare, cpuSnapshot, probeFdatasync } from './machine.ts';
+import { type FlushHistogram, logWritesBetween, scrapeFlushHistogram } from './log-writes.ts';
+import { backgroundBusyPct, type CpuShare, cpuShare, cpuSnapshot } from './machine.ts';
 import { RESERVE_SQL, startPostgresPeer } from './postgres-peer.ts';
 import { cleanupAll, installCleanupHandlers, sleep, tempDir } from './processes.ts';
 import { startRedisPeer } from './redis-peer.ts';
@@ -220,14 +222,25 @@ class ServiceBench {
     const f = this.figures;
     f.cores = cpus().length;
     f.other_processes_cpu_pct_before_start = Math.round(f.cores * (await backgroundBusyPct(1000)));
-    const disk = probeFdatasync(this.workDir, this.plan.diskProbeMs);
+    const disk = await probeFdatasync(this.workDir, { durationMs: this.plan.diskProbeMs });
     f.disk_fdatasync_4k_p50_ms = disk.p50Ms;
     f.disk_fdatasync_4k_p99_ms = disk.p99Ms;
+    // As Engram's log writes (decision 006): overwrites of a zero-filled file. Weighted by time too, since a
+    // request waits out the write its arrival falls in; long stalls are rare, so this probe runs longer.
+    const overwrite = await probeFdatasync(this.workDir, {
+      durationMs: 2 * this.plan.diskProbeMs,
+      preallocated: true,
+    });
+    f.disk_overwrite_4k_p99_ms = overwrite.p99Ms;
+    f.disk_overwrite_4k_p99_ms_time_weighted = overwrite.timeWeightedP99Ms;
+    f.disk_overwrite_time_share_over_2ms = overwrite.timeShareOver2Ms;
     log(
       `generator and targets share this machine's ${f.cores} cores; before the run other processes used ` +
         `${f.other_processes_cpu_pct_before_start}% of a core (of ${f.cores * 100}%)` +
         (f.other_processes_cpu_pct_before_start > 20 ? ': not idle, figures will be pessimistic' : '') +
-        `; 4 KiB append + fdatasync on the temp dir's disk: p50 ${ms(disk.p50Ms)} ms, p99 ${ms(disk.p99Ms)} ms`,
+        `; 4 KiB append + fdatasync on the temp dir's disk: p50 ${ms(disk.p50Ms)} ms, p99 ${ms(disk.p99Ms)} ms; ` +
+        `overwrites of a zero-filled file: p99 ${ms(overwrite.p99Ms)} ms, weighted by time ${ms(overwrite.timeWeightedP99Ms)} ms, ` +
+        `${(overwrite.timeShareOver2Ms * 100).toFixed(1)}% of the time in syncs over 2 ms`,
     );
   }
 
@@ -370,15 +383,38 @@ class ServiceBench {
     return { ...tool, opsPerS: Number.NaN };
   }
 
-  /** The fixed offered loads; figures `${key}_p50_ms_at_10k` etc. */
-  private async openLoads(name: string, key: string, target: TargetSpec): Promise<void> {
+  /**
+   * The fixed offered loads; figures `${key}_p50_ms_at_10k` etc. With `logWrites` (balance-gate's /metrics),
+   * also how long the target's log spent in writes over 2 ms during each run (see log-writes.ts).
+   */
+  private async openLoads(
+    name: string,
+    key: string,
+    target: TargetSpec,
+    logWrites?: () => Promise<FlushHistogram>,
+  ): Promise<void> {
     const f = this.figures;
     for (const rate of this.plan.ratesPerS) {
+      const before = logWrites ? await logWrites() : undefined;
+      const startMs = performance.now();
       const r = await this.load(target, 'open', this.plan.openConnections, rate);
+      const writes = before
+        ? logWritesBetween(before, await logWrites!(), performance.now() - startMs)
+        : undefined;
       const row = openRow(name, r);
+      if (writes) {
+        row.note +=
+          `; its log's writes: ${int(writes.writes)}, mean ${ms(writes.meanMs)} ms, ${int(writes.writesOver)} over 2 ms, ` +
+          `filling at least ${(writes.timeShareOver * 100).toFixed(1)}% of the run`;
+      }
       this.rows.push(row);
       log(`  ${row.run}: p50 ${ms(row.p50Ms)} p99 ${ms(row.p99Ms)} p999 ${ms(row.p999Ms)} ms; ${row.note}`);
       const label = rateLabel(rate);
+      if (writes) {
+        f[`${key}_log_writes_over_2ms_at_${label}`] = writes.writesOver;
+        f[`${key}_log_write_time_share_over_2ms_at_${label}`] = writes.timeShareOver;
+        f[`${key}_log_write_mean_ms_at_${label}`] = writes.meanMs;
+      }
       f[`${key}_p50_ms_at_${label}`] = r.latency.p50Ms;
       f[`${key}_p99_ms_at_${label}`] = r.latency.p99Ms;
       f[`${key}_p999_ms_at_${label}`] = r.latency.p999Ms;
@@ -407,7 +443,7 @@ class ServiceBench {
       const { value: wrk, cpu } = await this.observe(() => this.wrk(gate.port));
       this.rows.push(toolRow('balance-gate', wrk, cpu));
       this.saturation('gate', wrk, await this.saturate('balance-gate', target));
-      await this.openLoads('balance-gate', 'gate', target);
+      await this.openLoads('balance-gate', 'gate', target, () => scrapeFlushHistogram(gate.port));
       await this.batches(gate.port);
     } finally {
       await gate.stop();
