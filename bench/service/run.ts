@@ -209,8 +209,9 @@ class ServiceBench {
 
   /**
    * Every target's saturation again with our generator, in reverse order (A B C, then C B A), at the
-   * connection count that did best in its first round, on a fresh instance after one unreported run. A drift of the machine's speed over the run then
-   * favours no target: each one's figure is the better of its two rounds, and both rounds are reported.
+   * connection count that did best in its first round, on a fresh instance after one unreported run. A
+   * drift of the machine's speed over the run then favours no target: each one's figure is the better of its
+   * two rounds, and both rounds are reported.
    */
   private async secondRound(): Promise<void> {
     const f = this.figures;
@@ -260,6 +261,21 @@ class ServiceBench {
     );
     for (const failure of this.failures) console.log(`FAILED ${failure}`);
     return f;
+  }
+
+  /** Notes a target whose first round ran, so that the second round can start it again. */
+  private remember<T extends { pid: number; stop(): Promise<void> }>(
+    key: string,
+    name: string,
+    start: () => Promise<T>,
+    specOf: (started: T) => TargetSpec,
+    connections: number,
+  ): void {
+    const open = async (): Promise<Opened> => {
+      const started = await start();
+      return { target: specOf(started), pid: started.pid, stop: () => started.stop() };
+    };
+    this.measured.push({ key, name, open, connections });
   }
 
   /** A target that fails is reported and skipped; the others still run. */
@@ -491,20 +507,21 @@ class ServiceBench {
       return;
     }
     log('balance-gate (HTTP, DURABILITY=disk): starting, seeding merchants through the credits endpoint');
-    const open = async () => {
-      const gate = await startGate({ merchants: this.merchants, balanceCents: MERCHANT_BALANCE_CENTS });
-      const target: TargetSpec = { protocol: 'http', port: gate.port, path: '/v1/reservations' };
-      return { target, pid: gate.pid, port: gate.port, stop: () => gate.stop() };
-    };
-    const gate = await open();
+    const start = () => startGate({ merchants: this.merchants, balanceCents: MERCHANT_BALANCE_CENTS });
+    const specOf = (g: { port: number }): TargetSpec => ({
+      protocol: 'http',
+      port: g.port,
+      path: '/v1/reservations',
+    });
+    const gate = await start();
     this.targetPid = gate.pid;
     try {
-      const target = gate.target;
+      const target = specOf(gate);
       const { value: wrk, cpu } = await this.observe(() => this.wrk(gate.port));
       this.rows.push(toolRow('balance-gate', wrk, cpu));
       const ours = await this.saturate('balance-gate', target);
       this.saturation('gate', wrk, ours);
-      this.measured.push({ key: 'gate', name: 'balance-gate', open, connections: ours.connections });
+      this.remember('gate', 'balance-gate', start, specOf, ours.connections);
       await this.openLoads('balance-gate', 'gate', target, () => scrapeFlushHistogram(gate.port));
       await this.batches(gate.port);
     } finally {
@@ -563,15 +580,7 @@ class ServiceBench {
     try {
       const target = specOf(redis);
       const ours = await this.saturate('Redis+Lua', target);
-      this.measured.push({
-        key: 'redis_lua',
-        name: 'Redis+Lua',
-        open: async () => {
-          const r = await start();
-          return { target: specOf(r), pid: r.pid, stop: () => r.stop() };
-        },
-        connections: ours.connections,
-      });
+      this.remember('redis_lua', 'Redis+Lua', start, specOf, ours.connections);
       // redis-benchmark takes a request count: sized from our generator's rate to last about one run.
       const before = await redis.reservationsRecorded();
       const { value: run, cpu } = await this.observe(() =>
@@ -637,15 +646,7 @@ class ServiceBench {
       this.rows.push(toolRow('PostgreSQL', tool, cpu, 'prepared SELECT * FROM reserve(...)'));
       const ours = await this.saturate('PostgreSQL', target);
       this.saturation('postgres', tool, ours);
-      this.measured.push({
-        key: 'postgres',
-        name: 'PostgreSQL',
-        open: async () => {
-          const p = await start();
-          return { target: specOf(p), pid: p.pid, stop: () => p.stop() };
-        },
-        connections: ours.connections,
-      });
+      this.remember('postgres', 'PostgreSQL', start, specOf, ours.connections);
       const select1 = await this.observe(() => pgbenchRun('select1', Math.min(this.runSeconds, 3)));
       this.rows.push(
         toolRow('PostgreSQL', select1.value, select1.cpu, "pgbench's ceiling: SELECT 1 (no write, no fsync)"),
