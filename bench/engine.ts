@@ -240,12 +240,8 @@ try {
       `(${fmt(w.timeShareOver2Ms * 100, 1)}% of the time in writes over 2 ms), issue to completion seen by the event loop`,
   );
   const figures = {
-    // The better of the two rounds (the only one with --quick); p99s are the first round's.
-    engram_disk_ops_per_s: Math.round(best(disk)),
-    engram_memory_ops_per_s: Math.round(best(memory)),
-    lmdb_ops_per_s: Math.round(best(lmdb)),
-    sqlite_tx_ops_per_s: Math.round(best(sqliteTx)),
-    sqlite_batch_ops_per_s: Math.round(best(sqliteBatch)),
+    // Throughput: the better of the two rounds (the only one with --quick), and each round. p99s are the
+    // first round's.
     ...Object.fromEntries(
       (
         [
@@ -256,6 +252,7 @@ try {
           ['sqlite_batch', sqliteBatch],
         ] as const
       ).flatMap(([key, row]) => [
+        [`${key}_ops_per_s`, Math.round(best(row))],
         [`${key}_ops_per_s_first_round`, Math.round(row.saturation.opsPerS)],
         [`${key}_ops_per_s_second_round`, row.secondRound ? Math.round(row.secondRound.opsPerS) : null],
       ]),
