@@ -4,6 +4,7 @@
  */
 import { balanceGateDefinition } from '../apps/balance-gate/domain.ts';
 import { Store } from '../src/engine/store.ts';
+import { fileMappingStats } from '../src/storage/file-mapping.ts';
 import { prefaultedMemory } from '../src/util/prefaulted-memory.ts';
 
 const dir = process.argv[2];
@@ -11,6 +12,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
 gc?.();
 const memoryBefore = process.memoryUsage();
 const sparesBefore = prefaultedMemory.stats().spareBytes;
+const mappedBefore = fileMappingStats().mappedBytes;
 const startMs = performance.now();
 const store = await Store.open(balanceGateDefinition, { dir });
 const restartMs = performance.now() - startMs;
@@ -30,12 +32,16 @@ console.log(
     snapshotLoadMs: r.snapshot?.loadMs ?? 0,
     recordsReplayed: r.recordsReplayed,
     replayMs: r.replayMs,
-    // Prefaulted spares are the helper thread's allocations, which this isolate's figures leave out.
+    // Prefaulted spares are the helper thread's allocations, and a mapped snapshot is the kernel's: this
+    // isolate's figures leave both out. (All of a mapped snapshot counts, though the kernel can drop the
+    // pages nobody touched and read them again.)
     heapBytes:
       memoryAfter.heapUsed -
       memoryBefore.heapUsed +
       (memoryAfter.arrayBuffers - memoryBefore.arrayBuffers) +
-      (prefaultedMemory.stats().spareBytes - sparesBefore),
+      (prefaultedMemory.stats().spareBytes - sparesBefore) +
+      (fileMappingStats().mappedBytes - mappedBefore),
+    mappedBytes: fileMappingStats().mappedBytes - mappedBefore,
   }),
 );
 await store.close();

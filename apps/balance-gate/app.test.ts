@@ -350,6 +350,7 @@ test('metrics name the engine and service series; health and readiness', async (
     'engram_snapshot_age_seconds',
     'engram_replay_seconds',
     'engram_snapshot_fallbacks',
+    'engram_mapped_snapshot_bytes',
     'engram_backpressure_events_total',
     'engram_fsync_errors_total',
     'engram_lsn_durable',

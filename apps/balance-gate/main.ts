@@ -8,6 +8,7 @@ import { Store } from '../../src/engine/store.ts';
 import { HttpMetrics } from '../../src/server/http-metrics.ts';
 import { closeGracefully } from '../../src/server/json-server.ts';
 import { combineObservers, EngineMetrics } from '../../src/server/metrics.ts';
+import { fileMappingStatus } from '../../src/storage/file-mapping.ts';
 import { buildApp, type GateStore } from './app.ts';
 import { ConfigError, type GateConfig, parseConfig } from './config.ts';
 import { balanceGateDefinition } from './domain.ts';
@@ -87,6 +88,9 @@ async function start(): Promise<void> {
   for (const fallback of r.snapshotFallbacks)
     log.warn(fallback, 'skipped a snapshot that does not verify; recovered from an older one');
   for (const torn of r.tornTails) log.warn(torn, 'cut a torn log tail (never acknowledged)');
+  const mapping = fileMappingStatus();
+  if (!mapping.available)
+    log.warn(`snapshots are read, not mapped (slower restarts of a large store): ${mapping.reason}`);
   store = opened;
   expiry.start(opened);
   log.info(
@@ -100,6 +104,7 @@ async function start(): Promise<void> {
       replayMs: Math.round(r.replayMs),
       recoveryMs: Math.round(r.totalMs),
       tornTails: r.tornTails.length,
+      snapshotsMapped: mapping.available,
     },
     `ready: ack point '${config.durability}' (${config.durability === 'disk' ? "a 200 means fdatasync'd" : 'a 200 means applied in memory, flushed within 10 ms'}), ` +
       `data in ${config.dataDir}, replayed ${r.recordsReplayed} records in ${Math.round(r.replayMs)} ms`,

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CommandOutcome, Store, StoreObserver } from '../engine/store.ts';
+import { fileMappingStats } from '../storage/file-mapping.ts';
 import { type CounterChild, CounterFamily, type HistogramChild, HistogramFamily } from './fast-metrics.ts';
 
 const COMMAND_OUTCOMES: readonly CommandOutcome[] = [
@@ -107,6 +108,14 @@ export class EngineMetrics {
       collect() {
         const last = self.store?.lastSnapshot;
         this.set(last && last.atMs > 0 ? (Date.now() - last.atMs) / 1000 : -1);
+      },
+    });
+    new Gauge({
+      name: `${prefix}_mapped_snapshot_bytes`,
+      help: 'Bytes of snapshot files mapped into memory (memory the state uses that the heap figures leave out)',
+      registers,
+      collect() {
+        this.set(fileMappingStats().mappedBytes);
       },
     });
     new Gauge({

@@ -11,6 +11,7 @@ import {
   SNAPSHOT_FOOTER_BYTES,
   SNAPSHOT_FOOTER_MAGIC,
   SNAPSHOT_FORMAT_VERSION,
+  SNAPSHOT_FORMAT_VERSIONS_READ,
   SNAPSHOT_HEADER_BYTES,
   SNAPSHOT_MAGIC,
   SNAPSHOT_TEMP_SUFFIX,
@@ -63,8 +64,11 @@ export function parseSnapshotHeader(
     return { ok: false, reason: 'bad magic (not an Engram snapshot)' };
   if (crc32c(buf, 0, 60) !== buf.readUInt32LE(60)) return { ok: false, reason: 'header checksum mismatch' };
   const formatVersion = buf.readUInt32LE(8);
-  if (formatVersion !== SNAPSHOT_FORMAT_VERSION) {
-    return { ok: false, reason: `unsupported snapshot format version ${formatVersion}` };
+  if (!SNAPSHOT_FORMAT_VERSIONS_READ.includes(formatVersion)) {
+    return {
+      ok: false,
+      reason: `unsupported snapshot format version ${formatVersion} (this build reads ${SNAPSHOT_FORMAT_VERSIONS_READ.join(' and ')})`,
+    };
   }
   return {
     ok: true,
@@ -105,25 +109,24 @@ export async function writeSnapshotFile(
   // for one final fdatasync, which would hold up the log's group commits on the same disk meanwhile.
   const handle = await fs.open(temp, 'create', { syncWrites: true });
   let position = 0;
-  let chunks = 0;
   try {
     const head = encodeSnapshotHeader(header);
     await handle.write(head, 0, head.length, position);
     position += head.length;
-    const chunkHeader = Buffer.alloc(8);
+    // The payload contiguous (a mapped snapshot is used where it lies), its chunks' checksums after it.
+    const checksums: number[] = [];
     for (const chunk of payloadChunks(pieces, SNAPSHOT_CHUNK_BYTES_MAX)) {
-      chunkHeader.writeUInt32LE(chunk.length, 0);
-      chunkHeader.writeUInt32LE(crc32c(chunk), 4);
-      await handle.write(chunkHeader, 0, 8, position);
-      await writePaced(handle, chunk, 0, chunk.length, position + 8);
-      position += 8 + chunk.length;
-      chunks++;
+      checksums.push(crc32c(chunk));
+      await writePaced(handle, chunk, 0, chunk.length, position);
+      position += chunk.length;
     }
-    const tail = Buffer.alloc(4 + SNAPSHOT_FOOTER_BYTES);
-    SNAPSHOT_FOOTER_MAGIC.copy(tail, 4);
-    writeU64(tail, chunks, 12);
-    tail.writeUInt32LE(payloadBytes >>> 0, 20);
-    tail.writeUInt32LE(crc32c(tail, 4, 24), 24);
+    const tail = Buffer.alloc(4 * checksums.length + SNAPSHOT_FOOTER_BYTES);
+    for (let i = 0; i < checksums.length; i++) tail.writeUInt32LE(checksums[i], 4 * i);
+    const footer = 4 * checksums.length;
+    SNAPSHOT_FOOTER_MAGIC.copy(tail, footer);
+    writeU64(tail, payloadBytes, footer + 8);
+    tail.writeUInt32LE(crc32c(tail, 0, footer), footer + 16);
+    tail.writeUInt32LE(crc32c(tail, footer, footer + 20), footer + 20);
     await handle.write(tail, 0, tail.length, position);
     position += tail.length;
     await handle.datasync();
@@ -173,16 +176,60 @@ export interface LoadedSnapshot {
   fileBytes: number;
 }
 
-/** Reads and verifies a whole snapshot file; throws EngramError('snapshot_invalid') naming what is wrong. */
+type Invalid = (reason: string, offset: number) => EngramError;
+
+/**
+ * Reads and verifies a whole snapshot file; throws EngramError('snapshot_invalid') naming what is wrong.
+ * Mapped when the file system can map files: a restart then costs no fresh memory for the snapshot.
+ */
 export async function readSnapshotFile(fs: FileSystem, file: string): Promise<LoadedSnapshot> {
-  const buf = asBuffer(await fs.readFile(file));
-  const invalid = (reason: string, offset: number) =>
+  const buf = asBuffer(fs.mapImmutableFile?.(file) ?? (await fs.readFile(file)));
+  const invalid: Invalid = (reason, offset) =>
     new EngramError('snapshot_invalid', `snapshot ${file} is invalid at offset ${offset}: ${reason}`, {
       file,
       offset,
     });
   const parsed = parseSnapshotHeader(buf);
   if (!parsed.ok) throw invalid(parsed.reason, 0);
+  const payload =
+    parsed.header.formatVersion === 1 ? verifiedPayloadV1(buf, invalid) : verifiedPayload(buf, invalid);
+  return { file, header: parsed.header, payload, fileBytes: buf.length };
+}
+
+/** Format 2: the footer first (it gives the payload's length), then the checksums, then every chunk. */
+function verifiedPayload(buf: Buffer, invalid: Invalid): Buffer {
+  const footer = buf.length - SNAPSHOT_FOOTER_BYTES;
+  if (footer < SNAPSHOT_HEADER_BYTES)
+    throw invalid('file ends before a footer (incomplete snapshot)', buf.length);
+  if (!buf.subarray(footer, footer + 8).equals(SNAPSHOT_FOOTER_MAGIC)) {
+    throw invalid('no footer magic at the end (incomplete snapshot, or trailing bytes)', footer);
+  }
+  if (crc32c(buf, footer, footer + 20) !== buf.readUInt32LE(footer + 20))
+    throw invalid('footer checksum mismatch', footer);
+  const payloadBytes = readU64(buf, footer + 8);
+  const chunks = Math.ceil(payloadBytes / SNAPSHOT_CHUNK_BYTES_MAX);
+  const checksums = SNAPSHOT_HEADER_BYTES + payloadBytes;
+  if (checksums + 4 * chunks !== footer) {
+    throw invalid(
+      `the footer gives ${payloadBytes} payload bytes in ${chunks} chunks, which a ${buf.length}-byte file cannot hold`,
+      footer,
+    );
+  }
+  if (crc32c(buf, checksums, footer) !== buf.readUInt32LE(footer + 16)) {
+    throw invalid('chunk checksum list does not match the footer', checksums);
+  }
+  for (let i = 0; i < chunks; i++) {
+    const start = SNAPSHOT_HEADER_BYTES + i * SNAPSHOT_CHUNK_BYTES_MAX;
+    const end = Math.min(start + SNAPSHOT_CHUNK_BYTES_MAX, checksums);
+    if (crc32c(buf, start, end) !== buf.readUInt32LE(checksums + 4 * i)) {
+      throw invalid(`chunk ${i} of ${chunks} checksum mismatch`, start);
+    }
+  }
+  return buf.subarray(SNAPSHOT_HEADER_BYTES, checksums);
+}
+
+/** Format 1: chunks with their headers inline; the payload is moved together over them. */
+function verifiedPayloadV1(buf: Buffer, invalid: Invalid): Buffer {
   const parts: [start: number, end: number][] = [];
   let offset = SNAPSHOT_HEADER_BYTES;
   let total = 0;
@@ -217,6 +264,5 @@ export async function readSnapshotFile(fs: FileSystem, file: string): Promise<Lo
     buf.copyWithin(end, start, stop);
     end += stop - start;
   }
-  const payload = buf.subarray(SNAPSHOT_HEADER_BYTES, end);
-  return { file, header: parsed.header, payload, fileBytes: buf.length };
+  return buf.subarray(SNAPSHOT_HEADER_BYTES, end);
 }

@@ -7,8 +7,11 @@ import { tempDirs } from '../../test/support/temp-dirs.ts';
 import { Store } from '../engine/store.ts';
 import { bankDefinition } from '../engine/testing/bank.ts';
 import type { EngramError } from '../errors.ts';
+import { crc32c } from '../log/crc32c.ts';
+import { fileMappingStatus } from '../storage/file-mapping.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
-import { readSnapshotFile, writeSnapshotFile } from './snapshot-file.ts';
+import { SNAPSHOT_CHUNK_BYTES_MAX } from './format.ts';
+import { encodeSnapshotHeader, readSnapshotFile, writeSnapshotFile } from './snapshot-file.ts';
 
 const tempDir = tempDirs('engram-snap-');
 
@@ -253,4 +256,101 @@ test('a snapshot written from pieces of any sizes reads back as their concatenat
   const whole = await writeSnapshotFile(fs, path.join(dir, 'b'), header, bytes);
   assert.ok((await readSnapshotFile(fs, fromPieces.file)).payload.equals(bytes));
   assert.ok((await readFile(fromPieces.file)).equals(await readFile(whole.file)), 'same file either way');
+});
+
+/** A NodeFileSystem that reads files instead of mapping them (no addon, or a simulated disk). */
+class ReadingFileSystem extends NodeFileSystem {
+  override mapImmutableFile(): undefined {
+    return undefined;
+  }
+}
+
+for (const [name, fs] of [
+  ['mapped', new NodeFileSystem()],
+  ['read', new ReadingFileSystem()],
+] as const) {
+  test(`a ${name} snapshot's damage is named by chunk and offset: a flipped bit, a cut, a trailing byte`, async () => {
+    const dir = await tempDir();
+    const bytes = Buffer.alloc(2 * SNAPSHOT_CHUNK_BYTES_MAX + 1000);
+    for (let i = 0; i < bytes.length; i += 61) bytes[i] = i & 255;
+    const header = { lsn: 9, createdAtMs: 1, stateHash: '0123456789abcdef', chain: 3 };
+    const { file } = await writeSnapshotFile(fs, dir, header, bytes);
+    const good = await readFile(file);
+    assert.equal(good.length, 64 + bytes.length + 3 * 4 + 24, 'header, payload, 3 checksums, footer');
+    assert.ok((await readSnapshotFile(fs, file)).payload.equals(bytes));
+    const refusal = async (content: Buffer, reason: RegExp, offset: number) => {
+      await writeFile(file, content);
+      await assert.rejects(readSnapshotFile(fs, file), (e: EngramError) => {
+        assert.equal(e.code, 'snapshot_invalid');
+        assert.match(e.message, reason);
+        assert.equal(e.details.offset, offset);
+        return true;
+      });
+    };
+    const flipped = Buffer.from(good);
+    flipped[64 + 2 * SNAPSHOT_CHUNK_BYTES_MAX + 5] ^= 0x10;
+    await refusal(flipped, /chunk 2 of 3 checksum mismatch/, 64 + 2 * SNAPSHOT_CHUNK_BYTES_MAX);
+    await refusal(good.subarray(0, good.length - 1), /no footer magic/, good.length - 1 - 24);
+    await refusal(Buffer.concat([good, Buffer.from([0])]), /no footer magic/, good.length + 1 - 24);
+    const lying = Buffer.from(good);
+    lying[64 + bytes.length + 3] ^= 1; // the checksum list itself
+    await refusal(lying, /checksum list/, 64 + bytes.length);
+  });
+}
+
+test('a snapshot is mapped when the addon is built, and the state may write into it', async (t) => {
+  if (!fileMappingStatus().available) return t.skip('no file-mapping addon (no C compiler at install)');
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, { dir });
+  await deposits(store, 0, 50);
+  const built = await store.snapshot();
+  await store.close();
+  const before = await readFile(built.file);
+  const loaded = await readSnapshotFile(new NodeFileSystem(), built.file);
+  const maps = (await readFile('/proc/self/maps', 'utf8')).split('\n');
+  assert.ok(
+    maps.some((line) => line.endsWith(built.file)),
+    'the file is mapped',
+  );
+  loaded.payload.fill(0);
+  assert.ok((await readFile(built.file)).equals(before), 'a private mapping: the file is unchanged');
+});
+
+/** A format-1 file: chunks with inline headers, an end marker, a footer counting chunks. */
+function formatOneSnapshot(header: Buffer, payload: Buffer, chunkBytes: number): Buffer {
+  const parts = [header];
+  let chunks = 0;
+  for (let at = 0; at < payload.length; at += chunkBytes, chunks++) {
+    const chunk = payload.subarray(at, at + chunkBytes);
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(chunk.length, 0);
+    head.writeUInt32LE(crc32c(chunk), 4);
+    parts.push(head, chunk);
+  }
+  const tail = Buffer.alloc(4 + 24);
+  tail.write('ENGRAMSE', 4, 'latin1');
+  tail.writeUInt32LE(chunks, 12);
+  tail.writeUInt32LE(payload.length, 20);
+  tail.writeUInt32LE(crc32c(tail, 4, 24), 24);
+  parts.push(tail);
+  return Buffer.concat(parts);
+}
+
+test('a format-1 snapshot (written before format 2) still restores the store', async () => {
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, { dir });
+  await deposits(store, 0, 300);
+  const built = await store.snapshot();
+  const hash = store.stateHash();
+  await store.close();
+  const { header, payload } = await readSnapshotFile(new NodeFileSystem(), built.file);
+  const headerBytes = encodeSnapshotHeader(header);
+  headerBytes.writeUInt32LE(1, 8);
+  headerBytes.writeUInt32LE(crc32c(headerBytes, 0, 60), 60);
+  await writeFile(built.file, formatOneSnapshot(headerBytes, Buffer.from(payload), 1000));
+  assert.equal((await readSnapshotFile(new NodeFileSystem(), built.file)).header.formatVersion, 1);
+  const reopened = await Store.open(bankDefinition, { dir });
+  assert.equal(reopened.recovery.snapshot?.lsn, built.lsn);
+  assert.equal(reopened.stateHash(), hash);
+  await reopened.close();
 });

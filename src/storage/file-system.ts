@@ -54,6 +54,12 @@ export interface FileSystem {
   exists(path: string): Promise<boolean>;
   /** Whole file content, in a buffer the caller owns (not shared with the file system). */
   readFile(path: string): Promise<Uint8Array>;
+  /**
+   * Whole file content as a private copy-on-write mapping, or undefined when this file system cannot map
+   * files (then use `readFile`). Only for a file nobody writes or truncates while the mapping lives: a
+   * snapshot (decision 015). Its pages are the page cache's until written.
+   */
+  mapImmutableFile?(path: string): Uint8Array | undefined;
 }
 
 /** The error code of a Node-style I/O error, if any (`EIO`, `ENOSPC`, `ENOENT`...). */

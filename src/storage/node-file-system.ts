@@ -1,6 +1,7 @@
 import * as fsSync from 'node:fs';
 import { constants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { mapFile } from './file-mapping.ts';
 import type { FileHandle, FileSystem, OpenMode, OpenOptions } from './file-system.ts';
 
 const OPEN_FLAGS: Record<OpenMode, number> = {
@@ -112,6 +113,10 @@ export class NodeFileSystem implements FileSystem {
     } finally {
       fsSync.closeSync(fd);
     }
+  }
+
+  mapImmutableFile(filePath: string): Uint8Array | undefined {
+    return mapFile(filePath);
   }
 }
 
@@ -274,6 +279,10 @@ export class BlockingNodeFileSystem implements FileSystem {
     } finally {
       fsSync.closeSync(fd);
     }
+  }
+
+  mapImmutableFile(filePath: string): Uint8Array | undefined {
+    return mapFile(filePath);
   }
 }
 

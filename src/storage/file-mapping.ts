@@ -1,0 +1,77 @@
+/**
+ * Private, copy-on-write mappings of whole files (mmap), from our Node-API addon `native/file-mapping.c`,
+ * which `npm install` builds (scripts/build-native.mjs). Without it (no C compiler at install time, or
+ * ENGRAM_FILE_MAPPING=off), files are read instead: the same bytes, paid for in fresh memory (decision 015).
+ *
+ * A mapping is only for files nobody writes or truncates while it lives: snapshots, which are written once
+ * under a temp name and renamed. Unlinking one is safe (the mapping keeps the inode until it is collected).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+interface Addon {
+  map(path: string): ArrayBuffer;
+}
+
+export const FILE_MAPPING_ADDON = fileURLToPath(
+  new URL('../../build/engram-file-mapping.node', import.meta.url),
+);
+
+export type FileMappingStatus = { available: true } | { available: false; reason: string };
+
+let addon: Addon | undefined;
+let status: FileMappingStatus | undefined;
+
+function load(): FileMappingStatus {
+  if (process.env.ENGRAM_FILE_MAPPING === 'off') {
+    return { available: false, reason: 'turned off by ENGRAM_FILE_MAPPING=off' };
+  }
+  if (!existsSync(FILE_MAPPING_ADDON)) {
+    return {
+      available: false,
+      reason: `${FILE_MAPPING_ADDON} is not built (npm install builds it when a C compiler is installed; then run: npm run build:native)`,
+    };
+  }
+  try {
+    addon = createRequire(import.meta.url)(FILE_MAPPING_ADDON) as Addon;
+    return { available: true };
+  } catch (error) {
+    return { available: false, reason: `${FILE_MAPPING_ADDON} does not load: ${(error as Error).message}` };
+  }
+}
+
+/** Whether files can be mapped in this process, and why not. */
+export function fileMappingStatus(): FileMappingStatus {
+  status ??= load();
+  return status;
+}
+
+let mappedBytes = 0;
+let mappings = 0;
+/** Mappings are undone when their ArrayBuffer is collected: the counts follow. */
+const unmapped = new FinalizationRegistry<number>((bytes) => {
+  mappedBytes -= bytes;
+  mappings--;
+});
+
+/**
+ * The file's bytes as a private mapping, or undefined when mapping is unavailable. Pages are read from the
+ * page cache on first access; a write copies that page for this process only.
+ */
+export function mapFile(path: string): Uint8Array | undefined {
+  if (!fileMappingStatus().available) return undefined;
+  const buffer = addon!.map(path);
+  mappedBytes += buffer.byteLength;
+  mappings++;
+  unmapped.register(buffer, buffer.byteLength);
+  return new Uint8Array(buffer);
+}
+
+/**
+ * Files mapped and not yet collected. The bytes are memory the state uses that `process.memoryUsage()`
+ * does not count (not V8's heap, not an ArrayBuffer it allocated): a heap figure must add them.
+ */
+export function fileMappingStats(): { mappings: number; mappedBytes: number } {
+  return { mappings, mappedBytes };
+}
