@@ -1,4 +1,4 @@
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import type { Store } from '../../src/engine/store.ts';
 import { type ErrorLog, toHttpError } from '../../src/server/errors.ts';
@@ -7,6 +7,7 @@ import type { HttpMetrics } from '../../src/server/http-metrics.ts';
 import { JSON_CONTENT_TYPE } from '../../src/server/json-errors.ts';
 import { createJsonServer } from '../../src/server/json-server.ts';
 import type { EngineMetrics } from '../../src/server/metrics.ts';
+import { parseBatchFast } from './batch-parser.ts';
 import type {
   BalanceGateDefinition,
   GateIndexes,
@@ -81,6 +82,21 @@ export function buildApp(options: AppOptions): FastifyInstance {
             .execute('reserve', toReserve(body as ReservationBody))
             .then(reservationResultJson),
       },
+      {
+        // Batches in the exact common shape skip JSON.parse and the schema (batch-parser.ts); the rest
+        // are parsed and validated as fastify would, item by item.
+        url: '/v1/reservations/batch',
+        bodyBytesMax: BATCH_BODY_BYTES_MAX,
+        validate: new Ajv({ coerceTypes: false, allErrors: false }).compile(batchBody),
+        ready: () => options.store() !== undefined,
+        parseFast: parseBatchFast,
+        run: (body) => {
+          const store = options.store() as GateStore;
+          // parseFast gives the commands (an array); a validated body is an object with `items`.
+          if (Array.isArray(body)) return store.executeMany('reserve', body).then(batchOutcomesBody);
+          return runBatch(store, itemValidator, (body as { items: unknown[] }).items);
+        },
+      },
     ],
   });
   addHealthRoutes(app, options.store, options.metrics.registry);
@@ -131,29 +147,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     async (request, reply) => {
       const store = storeOr503(reply);
       if (store === undefined) return reply;
-      const items = request.body.items;
-      const results: BatchItemResult[] = new Array(items.length);
-      const valid: ReserveCommand[] = [];
-      const slots: number[] = [];
-      for (let i = 0; i < items.length; i++) {
-        if (itemValidator(items[i])) {
-          valid.push(toReserve(items[i] as ReservationBody));
-          slots.push(i);
-        } else {
-          const issue = itemValidator.errors?.[0];
-          results[i] = {
-            error: 'invalid_input',
-            message: `items[${i}]${issue?.instancePath ?? ''} ${issue?.message ?? 'is invalid'}; ${CONTRACT_HINT}`,
-          };
-        }
-      }
-      // Valid items are decided in order under one acknowledgement; an item's rejection is its own.
-      const decided = valid.length > 0 ? await store.executeMany('reserve', valid) : [];
-      for (let k = 0; k < decided.length; k++) {
-        const outcome = decided[k];
-        results[slots[k]] = outcome.ok ? outcome.result : toHttpError(outcome.error).body;
-      }
-      return reply.type(JSON_CONTENT_TYPE).send(batchResultsBody(results));
+      return reply.type(JSON_CONTENT_TYPE).send(await runBatch(store, itemValidator, request.body.items));
     },
   );
 
@@ -207,6 +201,48 @@ export function buildApp(options: AppOptions): FastifyInstance {
 
 /** A 200 of reserve, capture or release: the fixed template of responses.ts instead of JSON.stringify. */
 const reservationAnswer = () => reservationResultJson as (data: unknown) => string;
+
+/**
+ * A validated batch body's items: each valid one becomes a command, decided in order under one
+ * acknowledgement; an invalid one is answered with its own error.
+ */
+async function runBatch(
+  store: GateStore,
+  itemValidator: ValidateFunction,
+  items: unknown[],
+): Promise<Buffer> {
+  const results: BatchItemResult[] = new Array(items.length);
+  const valid: ReserveCommand[] = [];
+  const slots: number[] = [];
+  for (let i = 0; i < items.length; i++) {
+    if (itemValidator(items[i])) {
+      valid.push(toReserve(items[i] as ReservationBody));
+      slots.push(i);
+    } else {
+      const issue = itemValidator.errors?.[0];
+      results[i] = {
+        error: 'invalid_input',
+        message: `items[${i}]${issue?.instancePath ?? ''} ${issue?.message ?? 'is invalid'}; ${CONTRACT_HINT}`,
+      };
+    }
+  }
+  const decided = valid.length > 0 ? await store.executeMany('reserve', valid) : [];
+  for (let k = 0; k < decided.length; k++) {
+    const outcome = decided[k];
+    results[slots[k]] = outcome.ok ? outcome.result : toHttpError(outcome.error).body;
+  }
+  return batchResultsBody(results);
+}
+
+/** Every item was valid: one result per outcome, in order. */
+function batchOutcomesBody(decided: Awaited<ReturnType<GateStore['executeMany']>>): Buffer {
+  const results: BatchItemResult[] = new Array(decided.length);
+  for (let k = 0; k < decided.length; k++) {
+    const outcome = decided[k];
+    results[k] = outcome.ok ? outcome.result : toHttpError(outcome.error).body;
+  }
+  return batchResultsBody(results);
+}
 
 function toReserve(body: ReservationBody): ReserveCommand {
   return {

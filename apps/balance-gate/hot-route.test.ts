@@ -105,6 +105,61 @@ test('the hot route and fastify give the same status, headers and bytes for ever
   assert.equal(conflict.json().error, 'idempotency_conflict');
 });
 
+const batches: [string, string][] = [
+  [
+    'the exact shape (read without JSON.parse)',
+    '{"items":[{"reservation_id":"b1","merchant_id":"m","amount_cents":1},{"amount_cents":2,"ttl_ms":9000,"merchant_id":"m","reservation_id":"b2"}]}',
+  ],
+  [
+    'the exact shape, indented',
+    '{\n  "items": [\n    { "reservation_id": "b3", "merchant_id": "m", "amount_cents": 3 }\n  ]\n}',
+  ],
+  [
+    'a rejection and an unknown merchant among holds',
+    '{"items":[{"reservation_id":"b4","merchant_id":"m","amount_cents":100000},{"reservation_id":"b5","merchant_id":"nobody","amount_cents":1},{"reservation_id":"b6","merchant_id":"m","amount_cents":1}]}',
+  ],
+  [
+    'invalid items beside valid ones',
+    '{"items":[{"reservation_id":"b7","merchant_id":"m","amount_cents":1},{"reservation_id":"b 8","merchant_id":"m","amount_cents":1},5]}',
+  ],
+  ['an amount written 1.0', '{"items":[{"reservation_id":"b9","merchant_id":"m","amount_cents":1.0}]}'],
+  [
+    'a prototype key in an item',
+    '{"items":[{"reservation_id":"b10","merchant_id":"m","amount_cents":1,"__proto__":{}}]}',
+  ],
+  ['no items', '{"items":[]}'],
+  ['items that are not an array', '{"items":{}}'],
+  ['malformed JSON', '{"items":[{"reservation_id":'],
+  [
+    'a duplicate item id',
+    '{"items":[{"reservation_id":"b11","merchant_id":"m","amount_cents":1},{"reservation_id":"b11","merchant_id":"m","amount_cents":2}]}',
+  ],
+];
+
+test('the batch hot route and fastify give the same status, headers and bytes for every kind of batch body', async () => {
+  for (const [name, body] of batches) {
+    const headers = { 'content-type': 'application/json' };
+    const servedBefore = served();
+    const hot = await send({ method: 'POST', url: '/v1/reservations/batch', payload: body, headers });
+    assert.equal(served(), servedBefore + 1, `${name}: the hot route answered`);
+    const viaFastify = await app.inject({
+      method: 'POST',
+      url: '/v1/reservations/batch',
+      payload: body,
+      headers,
+    });
+    assert.deepEqual(answer(hot), answer(viaFastify), name);
+  }
+  const first = await send({
+    method: 'POST',
+    url: '/v1/reservations/batch',
+    payload: batches[0][1],
+    headers: { 'content-type': 'application/json' },
+  });
+  assert.equal(first.json().results[0].status, 'held');
+  assert.equal(first.json().results[1].sequence, first.json().results[0].sequence + 1);
+});
+
 test('requests the hot route does not take go to fastify, which answers them', async () => {
   const good = '{"reservation_id":"ft","merchant_id":"m","amount_cents":1}';
   const cases: [string, Parameters<Wire>[0], number][] = [
