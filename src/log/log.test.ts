@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { readdir, readFile, truncate, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { tempDirs } from '../../test/support/temp-dirs.ts';
 import type { EngramError } from '../errors.ts';
+import { fileMappingStatus } from '../storage/file-mapping.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
 import type { FlushPolicy } from './flush-policy.ts';
 import { alignUp, COMMIT_MARKER_TYPE, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES } from './format.ts';
@@ -395,4 +397,26 @@ test('records buffered while a flush rolls the segment over start the new segmen
   const scanned = await scanLog(fs, dir, {});
   assert.equal(scanned.lastLsn, 3000);
   for (const segment of scanned.segments) assert.equal(Number(segment.name.slice(4, 24)), segment.baseLsn);
+});
+
+test('a scan maps the sealed segments (when files can be mapped) and reads the last one, which is written to', async (t) => {
+  if (!fileMappingStatus().available) return t.skip('no file-mapping addon (no C compiler at install)');
+  const dir = await tempDir();
+  const written = await writeLog(dir, [1, 5, 50, 3, 40, 40, 40, 200, 1], { segmentBytesMax: 2048 });
+  const segments = (await readdir(dir)).filter((n) => n.endsWith('.log')).sort();
+  assert.ok(segments.length >= 3, `several segments (${segments.length})`);
+  const mapped = () => {
+    const maps = readFileSync('/proc/self/maps', 'utf8');
+    return new Set(segments.filter((name) => maps.includes(path.join(dir, name))));
+  };
+  const seenMapped = new Set<string>();
+  let records = 0;
+  await scanLog(fs, dir, {
+    onRecord: () => {
+      records++;
+      for (const name of mapped()) seenMapped.add(name);
+    },
+  });
+  assert.equal(records, written.length);
+  assert.deepEqual([...seenMapped].sort(), segments.slice(0, -1), 'every sealed segment, never the last');
 });

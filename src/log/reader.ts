@@ -187,11 +187,11 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
       bytesDone += sizes[i] ?? 0;
       continue;
     }
-    const buf = asBuffer(await (prefetched?.index === i ? prefetched.read : fs.readFile(file)));
+    const buf = asBuffer(await (prefetched?.index === i ? prefetched.read : readSegment(fs, file, isLast)));
     prefetched = undefined;
     if (!isLast) {
       // Read the next segment while this one is parsed: recovery is then bound by the CPU, not the disk too.
-      const read = fs.readFile(path.join(dir, entries[i + 1].name));
+      const read = readSegment(fs, path.join(dir, entries[i + 1].name), i + 1 === entries.length - 1);
       read.catch(() => undefined); // awaited when used; left unread if the scan stops early
       prefetched = { index: i + 1, read };
     }
@@ -278,6 +278,15 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
   }
   options.onProgress?.(bytesTotal, bytesTotal);
   return result;
+}
+
+/**
+ * A segment's bytes. A sealed one (any but the last) is mapped when the file system can map files: no
+ * writer appends to it or truncates it while the store runs, and a mapped file costs no fresh memory
+ * (decision 015). The last one is being written (and may be cut at a torn tail), so it is read.
+ */
+async function readSegment(fs: FileSystem, file: string, isLast: boolean): Promise<Uint8Array> {
+  return (isLast ? undefined : fs.mapImmutableFile?.(file)) ?? fs.readFile(file);
 }
 
 async function fileSize(fs: FileSystem, file: string): Promise<number> {
