@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -9,6 +9,12 @@ import { runInNewContext } from 'node:vm';
 import { fileMappingStats, fileMappingStatus, mapFile } from './file-mapping.ts';
 
 const compilerInstalled = spawnSync('cc', ['--version']).status === 0;
+/** Where scripts/build-native.mjs looks for Node-API's header. */
+const headersInstalled = [
+  path.resolve(path.dirname(process.execPath), '..', 'include', 'node'),
+  '/usr/include/node',
+  '/usr/include/nodejs',
+].some((dir) => existsSync(path.join(dir, 'node_api.h')));
 
 async function tempDir(): Promise<string> {
   return fsp.mkdtemp(path.join(os.tmpdir(), 'engram-map-'));
@@ -21,9 +27,9 @@ function isMapped(file: string): boolean {
     .some((line) => line.endsWith(file));
 }
 
-test('npm install built the file-mapping addon wherever a C compiler is installed', () => {
+test('npm install built the file-mapping addon wherever a C compiler and Node headers are installed', () => {
   const status = fileMappingStatus();
-  if (compilerInstalled) assert.deepEqual(status, { available: true });
+  if (compilerInstalled && headersInstalled) assert.deepEqual(status, { available: true });
   else assert.equal(status.available, false);
 });
 
