@@ -93,7 +93,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
         run: (body) => {
           const store = options.store() as GateStore;
           // parseFast gives the commands (an array); a validated body is an object with `items`.
-          if (Array.isArray(body)) return store.executeMany('reserve', body).then(batchOutcomesBody);
+          if (Array.isArray(body)) return decideBatch(store, body, new Array(body.length));
           return runBatch(store, itemValidator, (body as { items: unknown[] }).items);
         },
       },
@@ -226,20 +226,23 @@ async function runBatch(
       };
     }
   }
-  const decided = valid.length > 0 ? await store.executeMany('reserve', valid) : [];
-  for (let k = 0; k < decided.length; k++) {
-    const outcome = decided[k];
-    results[slots[k]] = outcome.ok ? outcome.result : toHttpError(outcome.error).body;
-  }
-  return batchResultsBody(results);
+  return decideBatch(store, valid, results, slots);
 }
 
-/** Every item was valid: one result per outcome, in order. */
-function batchOutcomesBody(decided: Awaited<ReturnType<GateStore['executeMany']>>): Buffer {
-  const results: BatchItemResult[] = new Array(decided.length);
+/**
+ * Decides `commands` in order under one acknowledgement; the outcome of command k is answered at
+ * `results[slots[k]]` (at `results[k]` without slots). An item's rejection is its own.
+ */
+async function decideBatch(
+  store: GateStore,
+  commands: ReserveCommand[],
+  results: BatchItemResult[],
+  slots?: readonly number[],
+): Promise<Buffer> {
+  const decided = commands.length > 0 ? await store.executeMany('reserve', commands) : [];
   for (let k = 0; k < decided.length; k++) {
     const outcome = decided[k];
-    results[k] = outcome.ok ? outcome.result : toHttpError(outcome.error).body;
+    results[slots ? slots[k] : k] = outcome.ok ? outcome.result : toHttpError(outcome.error).body;
   }
   return batchResultsBody(results);
 }
