@@ -4,7 +4,8 @@
  * ENGRAM_FILE_MAPPING=off), files are read instead: the same bytes, paid for in fresh memory (decision 015).
  *
  * A mapping is only for files nobody writes or truncates while it lives: snapshots, which are written once
- * under a temp name and renamed. Unlinking one is safe (the mapping keeps the inode until it is collected).
+ * under a temp name and renamed, and sealed log segments (every one but the last) during a scan. Unlinking
+ * one is safe (the mapping keeps the inode until it is collected).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -57,7 +57,7 @@ export interface FileSystem {
   /**
    * Whole file content as a private copy-on-write mapping, or undefined when this file system cannot map
    * files (then use `readFile`). Only for a file nobody writes or truncates while the mapping lives: a
-   * snapshot (decision 015). Its pages are the page cache's until written.
+   * snapshot, a sealed log segment (decision 015). Its pages are the page cache's until written.
    */
   mapImmutableFile?(path: string): Uint8Array | undefined;
 }
