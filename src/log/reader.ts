@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { EngramError } from '../errors.ts';
-import { asBuffer, type FileSystem } from '../storage/file-system.ts';
+import { asBuffer, type FileSystem, readImmutableFile } from '../storage/file-system.ts';
 import { readU64 } from '../util/bin.ts';
 import { crc32c } from './crc32c.ts';
 import {
@@ -285,8 +285,8 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
  * writer appends to it or truncates it while the store runs, and a mapped file costs no fresh memory
  * (decision 015). The last one is being written (and may be cut at a torn tail), so it is read.
  */
-async function readSegment(fs: FileSystem, file: string, isLast: boolean): Promise<Uint8Array> {
-  return (isLast ? undefined : fs.mapImmutableFile?.(file)) ?? fs.readFile(file);
+function readSegment(fs: FileSystem, file: string, isLast: boolean): Promise<Uint8Array> {
+  return isLast ? fs.readFile(file) : readImmutableFile(fs, file);
 }
 
 async function fileSize(fs: FileSystem, file: string): Promise<number> {

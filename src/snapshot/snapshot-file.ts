@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { EngramError } from '../errors.ts';
 import { crc32c } from '../log/crc32c.ts';
-import { asBuffer, type FileSystem } from '../storage/file-system.ts';
+import { asBuffer, type FileSystem, readImmutableFile } from '../storage/file-system.ts';
 import { deletePaced } from '../storage/paced-delete.ts';
 import { writePaced } from '../storage/paced-write.ts';
 import { readU64 } from '../util/bin.ts';
@@ -183,7 +183,7 @@ type Invalid = (reason: string, offset: number) => EngramError;
  * Mapped when the file system can map files: a restart then costs no fresh memory for the snapshot.
  */
 export async function readSnapshotFile(fs: FileSystem, file: string): Promise<LoadedSnapshot> {
-  const buf = asBuffer(fs.mapImmutableFile?.(file) ?? (await fs.readFile(file)));
+  const buf = asBuffer(await readImmutableFile(fs, file));
   const invalid: Invalid = (reason, offset) =>
     new EngramError('snapshot_invalid', `snapshot ${file} is invalid at offset ${offset}: ${reason}`, {
       file,

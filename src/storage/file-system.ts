@@ -69,6 +69,14 @@ export function ioErrorCode(error: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * A file that nobody writes or truncates while its bytes are in use (a snapshot, a sealed log segment):
+ * mapped when the file system can map files, read otherwise (decision 015).
+ */
+export async function readImmutableFile(fs: FileSystem, path: string): Promise<Uint8Array> {
+  return fs.mapImmutableFile?.(path) ?? fs.readFile(path);
+}
+
 /** A Buffer over the same memory (no copy): file contents are read once, and snapshots can be gigabytes. */
 export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
