@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Builds native/file-mapping.c into build/engram-file-mapping.node with the C compiler and Node's own
-// headers: no node-gyp, no download. Run by `npm install` (postinstall) and `npm run build:native`.
+// Builds native/file-mapping.c into build/engram-file-mapping.node (or `--out <file>`) with the C compiler
+// and Node's own headers: no node-gyp, no download. Run by `npm install` (postinstall) and
+// `npm run build:native`.
 // Without a compiler it says so and exits 0: Engram then reads snapshots instead of mapping them
 // (src/storage/file-mapping.ts), slower on a large store but the same bytes.
 import { spawnSync } from 'node:child_process';
@@ -10,7 +11,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const source = path.join(root, 'native', 'file-mapping.c');
-const output = path.join(root, 'build', 'engram-file-mapping.node');
+const outAt = process.argv.indexOf('--out');
+const output =
+  outAt > 0 ? path.resolve(process.argv[outAt + 1]) : path.join(root, 'build', 'engram-file-mapping.node');
 const strict = process.argv.includes('--strict');
 const candidates = [
   path.resolve(path.dirname(process.execPath), '..', 'include', 'node'),
@@ -34,4 +37,4 @@ const built = spawnSync(compiler, args, { stdio: ['ignore', 'inherit', 'inherit'
 if (built.error)
   giveUp(`${compiler} could not be run (${built.error.message}); install a C compiler (apt-get install gcc)`);
 if (built.status !== 0) giveUp(`${compiler} ${args.join(' ')} exited with ${built.status}`);
-console.log(`engram: built ${path.relative(root, output)}`);
+console.log(`engram: built ${output}`);
