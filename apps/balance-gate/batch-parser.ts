@@ -66,6 +66,15 @@ class Scanner {
     this.at++;
   }
 
+  /** After a list element: true at `close` (consumed), false at a comma (consumed); else not the shape. */
+  closes(close: number): boolean {
+    const next = this.peek();
+    this.at++;
+    if (next === close) return true;
+    if (next !== COMMA) throw NOT_FAST;
+    return false;
+  }
+
   /** A quoted key equal to one of ours: its field, or throws. The colon after it is consumed too. */
   key(): Field {
     this.expect(QUOTE);
@@ -139,10 +148,7 @@ function item(s: Scanner): ReserveCommand {
     else if (field === Field.MerchantId) merchantId = s.id();
     else if (field === Field.AmountCents) amountCents = s.integer(Number.MAX_SAFE_INTEGER);
     else ttlMs = s.integer(TTL_MS_MAX);
-    const next = s.peek();
-    s.at++;
-    if (next === CLOSE_BRACE) break;
-    if (next !== COMMA) throw NOT_FAST;
+    if (s.closes(CLOSE_BRACE)) break;
   }
   if ((seen & REQUIRED) !== REQUIRED) throw NOT_FAST;
   return { reservationId, merchantId, amountCents, ttlMs };
@@ -165,10 +171,7 @@ export function parseBatchFast(body: Buffer): ReserveCommand[] | undefined {
     while (true) {
       if (commands.length === BATCH_ITEMS_MAX) throw NOT_FAST;
       commands.push(item(s));
-      const next = s.peek();
-      s.at++;
-      if (next === CLOSE_BRACKET) break;
-      if (next !== COMMA) throw NOT_FAST;
+      if (s.closes(CLOSE_BRACKET)) break;
     }
     s.expect(CLOSE_BRACE);
     if (s.peek() !== -1) throw NOT_FAST;
