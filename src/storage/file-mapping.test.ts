@@ -7,7 +7,10 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { fileMappingStats, fileMappingStatus, mapFile } from './file-mapping.ts';
+import { fileMappingStats, fileMappingStatus, mapFile, mayBeMapped } from './file-mapping.ts';
+import { NodeFileSystem } from './node-file-system.ts';
+import { deletePaced, PACED_DELETE_STEP_BYTES } from './paced-delete.ts';
+import { watchTruncations } from './testing/truncation-watch.ts';
 
 const buildScript = fileURLToPath(new URL('../../scripts/build-native.mjs', import.meta.url));
 
@@ -132,6 +135,37 @@ test('fileMappingStats counts live mappings and lets go of collected ones', asyn
     await settle();
     assert.deepEqual(fileMappingStats(), before);
     assert.equal(isMapped(file), false, 'the mapping is gone with its buffer');
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a mapped file deleted paced is unlinked whole, never shrunk under the mapping (a SIGBUS); an unmapped one is shrunk', async (t) => {
+  if (!fileMappingStatus().available) return t.skip('no file-mapping addon (no C compiler at install)');
+  const dir = await tempDir();
+  try {
+    const bytes = 2 * PACED_DELETE_STEP_BYTES + 4096;
+    const mappedFile = path.join(dir, 'mapped');
+    const plainFile = path.join(dir, 'plain');
+    await fsp.writeFile(mappedFile, Buffer.alloc(bytes, 7));
+    await fsp.writeFile(plainFile, Buffer.alloc(bytes, 7));
+    const mapped = mapFile(mappedFile)!;
+    const { fs, sizes } = watchTruncations(new NodeFileSystem());
+    assert.equal(await mayBeMapped(mappedFile), true);
+    assert.equal(await mayBeMapped(plainFile), false);
+
+    await deletePaced(fs, mappedFile);
+    assert.deepEqual(sizes, []);
+    assert.equal(
+      mapped[bytes - 1],
+      7,
+      'the last page still reads (a truncation would have killed this process)',
+    );
+    await assert.rejects(fsp.stat(mappedFile), { code: 'ENOENT' });
+
+    await deletePaced(fs, plainFile);
+    assert.deepEqual(sizes, [PACED_DELETE_STEP_BYTES + 4096, 4096]);
+    await assert.rejects(fsp.stat(plainFile), { code: 'ENOENT' });
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }

@@ -8,6 +8,7 @@
  * one is safe (the mapping keeps the inode until it is collected).
  */
 import { existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -67,6 +68,35 @@ export function mapFile(path: string): Uint8Array | undefined {
   mappings++;
   unmapped.register(buffer, buffer.byteLength);
   return new Uint8Array(buffer);
+}
+
+/**
+ * Whether a thread of this process may still have `file` mapped. The mapping may belong to another thread
+ * (a snapshot worker prunes the snapshot the store's own state was loaded from), whose module state this
+ * one cannot see, so the kernel's list of the process's mappings is asked, by inode. A false positive only
+ * costs a paced delete; where that list cannot be read, any file might be mapped.
+ */
+export async function mayBeMapped(file: string): Promise<boolean> {
+  if (!fileMappingStatus().available) return false;
+  let inode: bigint;
+  let maps: string;
+  try {
+    inode = (await stat(file, { bigint: true })).ino;
+  } catch {
+    return false; // gone already: nothing left to truncate
+  }
+  try {
+    maps = await readFile('/proc/self/maps', 'latin1');
+  } catch {
+    return true;
+  }
+  const wanted = ` ${inode} `;
+  for (const line of maps.split('\n')) {
+    // address perms offset dev inode [path]
+    const fields = line.split(/\s+/, 6);
+    if (fields.length >= 5 && fields[4] !== '0' && ` ${fields[4]} ` === wanted) return true;
+  }
+  return false;
 }
 
 /**

@@ -60,6 +60,11 @@ export interface FileSystem {
    * snapshot, a sealed log segment (decision 015). Its pages are the page cache's until written.
    */
   mapImmutableFile?(path: string): Uint8Array | undefined;
+  /**
+   * Whether a thread of this process may still have the file mapped (true when it cannot tell). Such a
+   * file must not be truncated: a page past its new end is a SIGBUS wherever it is next touched.
+   */
+  mayBeMapped?(path: string): Promise<boolean>;
 }
 
 /** The error code of a Node-style I/O error, if any (`EIO`, `ENOSPC`, `ENOENT`...). */

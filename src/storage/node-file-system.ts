@@ -1,7 +1,7 @@
 import * as fsSync from 'node:fs';
 import { constants, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { mapFile } from './file-mapping.ts';
+import { mapFile, mayBeMapped } from './file-mapping.ts';
 import type { FileHandle, FileSystem, OpenMode, OpenOptions } from './file-system.ts';
 
 const OPEN_FLAGS: Record<OpenMode, number> = {
@@ -117,6 +117,10 @@ export class NodeFileSystem implements FileSystem {
 
   mapImmutableFile(filePath: string): Uint8Array | undefined {
     return mapFile(filePath);
+  }
+
+  mayBeMapped(filePath: string): Promise<boolean> {
+    return mayBeMapped(filePath);
   }
 }
 
@@ -283,6 +287,10 @@ export class BlockingNodeFileSystem implements FileSystem {
 
   mapImmutableFile(filePath: string): Uint8Array | undefined {
     return mapFile(filePath);
+  }
+
+  mayBeMapped(filePath: string): Promise<boolean> {
+    return mayBeMapped(filePath);
   }
 }
 

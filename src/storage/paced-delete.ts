@@ -11,9 +11,15 @@ const PACED_DELETE_PAUSE_MS = 50;
  * (as these machines' are), freeing a whole 1.2 GB snapshot in one unlink put 70-76 ms fdatasyncs into the
  * log's group commits for the next second; freed in steps, none over 23 ms (bench scenario: a snapshot of
  * 14M holds under 10k writes/s, p99 14-18 ms vs 84 ms). A crash halfway leaves the file shortened: callers delete
- * through `retirePaced`, which renames it out of the way first.
+ * through `retirePaced`, which renames it out of the way first. A file that may be mapped is not shrunk.
  */
 export async function deletePaced(fs: FileSystem, file: string): Promise<void> {
+  // A file some thread still maps (the snapshot a store's state was loaded from) is unlinked whole: its
+  // blocks are freed when the mapping goes, and a truncation would SIGBUS the thread that touches it.
+  if (await fs.mayBeMapped?.(file)) {
+    await fs.unlink(file);
+    return;
+  }
   const handle = await fs.open(file, 'readwrite');
   try {
     for (let size = await handle.size(); size > PACED_DELETE_STEP_BYTES; ) {
