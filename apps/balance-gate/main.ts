@@ -80,7 +80,9 @@ async function start(): Promise<void> {
     dir: config.dataDir,
     ackPoint: config.durability,
     observer: combineObservers(metrics.observer(), logging),
-    snapshots: { worker: { module: definitionModule, exportName: 'balanceGateDefinition' } },
+    // Resident: the worker keeps a copy of the state and follows the log, so a snapshot does not rebuild
+    // the state first (decision 017); the price is that second copy in memory.
+    snapshots: { worker: { module: definitionModule, exportName: 'balanceGateDefinition', resident: true } },
   });
   const opened = await opening;
   metrics.attach(opened);

@@ -602,6 +602,16 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     return this.snapshots.snapshotNow();
   }
 
+  /**
+   * Settles once a resident snapshot worker (`SnapshotPolicy.worker.resident`) has replayed the log up to
+   * the current durable LSN; at once without one. After a start the worker first loads the newest
+   * snapshot and replays the log since, so the first snapshot after a start waits for that too.
+   */
+  snapshotWorkerCaughtUp(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return this.snapshots.followLog();
+  }
+
   /** The last snapshot taken or loaded: LSN and wall-clock time (0 when there is none). */
   get lastSnapshot(): { lsn: number; atMs: number; inProgress: boolean } {
     return {

@@ -129,6 +129,12 @@ export interface ScanOptions {
    * `resumeAt.lsn === afterLsn`, and if the commit marker it names does not end exactly there).
    */
   resumeAt?: LogPosition;
+  /**
+   * The caller reads only up to a durable `untilLsn`, so even the last segment's bytes it reads are
+   * immutable and it may be mapped (a checkpointer following the live log). Recovery must not set it: it
+   * may cut the last segment at a torn tail.
+   */
+  lastSegmentImmutable?: boolean;
   /** A segment's content already being read (recovery starts it while the snapshot loads). */
   readAhead?: SegmentReadAhead;
   onRecord?: (record: LogRecord) => void;
@@ -187,11 +193,19 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
       bytesDone += sizes[i] ?? 0;
       continue;
     }
-    const buf = asBuffer(await (prefetched?.index === i ? prefetched.read : readSegment(fs, file, isLast)));
+    const buf = asBuffer(
+      await (prefetched?.index === i
+        ? prefetched.read
+        : readSegment(fs, file, isLast && options.lastSegmentImmutable !== true)),
+    );
     prefetched = undefined;
     if (!isLast) {
       // Read the next segment while this one is parsed: recovery is then bound by the CPU, not the disk too.
-      const read = readSegment(fs, path.join(dir, entries[i + 1].name), i + 1 === entries.length - 1);
+      const read = readSegment(
+        fs,
+        path.join(dir, entries[i + 1].name),
+        i + 1 === entries.length - 1 && options.lastSegmentImmutable !== true,
+      );
       read.catch(() => undefined); // awaited when used; left unread if the scan stops early
       prefetched = { index: i + 1, read };
     }
@@ -285,8 +299,8 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
  * writer appends to it or truncates it while the store runs, and a mapped file costs no fresh memory
  * (decision 015). The last one is being written (and may be cut at a torn tail), so it is read.
  */
-function readSegment(fs: FileSystem, file: string, isLast: boolean): Promise<Uint8Array> {
-  return isLast ? fs.readFile(file) : readImmutableFile(fs, file);
+function readSegment(fs: FileSystem, file: string, mayChange: boolean): Promise<Uint8Array> {
+  return mayChange ? fs.readFile(file) : readImmutableFile(fs, file);
 }
 
 async function fileSize(fs: FileSystem, file: string): Promise<number> {

@@ -5,7 +5,7 @@ import { MaterializedState } from '../engine/materialized-state.ts';
 import { compileDefinition } from '../engine/registry.ts';
 import { EngramError } from '../errors.ts';
 import { SEGMENT_HEADER_BYTES } from '../log/format.ts';
-import { type ScanResult, scanLog } from '../log/reader.ts';
+import { type LogPosition, type ScanResult, scanLog } from '../log/reader.ts';
 import type { FileSystem } from '../storage/file-system.ts';
 import { loadNewestValid, pruneSnapshots, type SnapshotFallback } from './catalog.ts';
 import { writeSnapshotFile } from './snapshot-file.ts';
@@ -31,6 +31,8 @@ export interface SnapshotBuilt {
   /** LSN of the snapshot this one started from (0: from the beginning of the log). */
   baseLsn: number;
   recordsReplayed: number;
+  /** Of those, the ones replayed after this snapshot was asked for (a resident worker did the rest before). */
+  recordsReplayedOnRequest: number;
   durationMs: number;
   fallbacks: SnapshotFallback[];
   /** LSN of the oldest snapshot still kept: log records at or below it are no longer needed. */
@@ -52,74 +54,164 @@ export function walDir(dataDir: string): string {
  * `targetLsn` by construction. Runs in a worker thread in production (see checkpoint-worker.ts) or
  * in-process (tests, simulation).
  */
-export async function buildSnapshot(options: BuildSnapshotOptions): Promise<SnapshotBuilt> {
-  const startMs = performance.now();
-  const { fs, dataDir, definition, targetLsn } = options;
-  const registry = compileDefinition(definition);
-  const limits = options.idempotency ?? {};
-  const { loaded, fallbacks } = await loadNewestValid(fs, snapshotsDir(dataDir), (s) =>
-    s.header.lsn <= targetLsn
-      ? MaterializedState.fromImage(definition, registry, limits, s.payload, s.header.lsn)
-      : undefined,
-  );
-  const base = loaded?.value ?? new MaterializedState(definition, registry, limits);
-  const baseLsn = loaded?.value ? loaded.snapshot.header.lsn : 0;
-  if (baseLsn === targetLsn && loaded) {
-    return {
-      lsn: targetLsn,
-      file: loaded.snapshot.file,
-      bytes: loaded.snapshot.fileBytes,
-      stateHash: loaded.snapshot.header.stateHash,
-      baseLsn,
-      recordsReplayed: 0,
-      durationMs: performance.now() - startMs,
-      fallbacks,
-      oldestKeptLsn: (await pruneSnapshots(fs, snapshotsDir(dataDir), options.keep)).at(-1)?.lsn ?? targetLsn,
-    };
+export function buildSnapshot(options: BuildSnapshotOptions): Promise<SnapshotBuilt> {
+  return new Checkpointer(options).snapshot(options.targetLsn);
+}
+
+export type CheckpointerOptions = Omit<BuildSnapshotOptions, 'targetLsn'> & {
+  /** Map the segment being written too (see ScanOptions.lastSegmentImmutable): for a follower of the live log. */
+  mapLastSegment?: boolean;
+};
+
+/**
+ * A standby's copy of the state, kept between snapshots (decision 017): it loads the newest valid snapshot
+ * once, then follows the durable log with `catchUp`, so a snapshot costs only the replay since the last
+ * call and the write, never a reload and a replay from the previous snapshot. Calls run one at a time, in
+ * order. After a failure the copy is dropped and the next call starts again from the snapshots on disk.
+ */
+export class Checkpointer {
+  private state: MaterializedState<any, any> | undefined;
+  private baseLsn = 0;
+  private fallbacks: SnapshotFallback[] = [];
+  /** The snapshot file that holds exactly the current state, if one does (loaded or last written). */
+  private fileOfState: { file: string; bytes: number; stateHash: string } | undefined;
+  private chain = 0;
+  private position: LogPosition | undefined;
+  private replayedSinceSnapshot = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: CheckpointerOptions) {}
+
+  /** LSN the kept state has reached (0 before the first call). */
+  get lsnApplied(): number {
+    return this.state?.lsnApplied ?? 0;
   }
-  let replayed = 0;
-  const scan = await scanLog(fs, walDir(dataDir), {
-    afterLsn: baseLsn,
-    untilLsn: targetLsn,
-    onRecord: (record) => {
-      base.replay(record);
-      replayed++;
-    },
-  });
-  base.endReplay();
-  if (base.lsnApplied !== targetLsn) {
-    throw new EngramError(
-      'log_gap',
-      `cannot build a snapshot at LSN ${targetLsn}: the log and snapshots reach only LSN ${base.lsnApplied} ` +
-        `(log holds ${scan.firstLsn}..${scan.lastLsn}, base snapshot ${baseLsn})`,
-      { lsn: targetLsn },
+
+  /** Brings the kept state up to `lsn`, a durable group end. */
+  catchUp(lsn: number): Promise<void> {
+    return this.serially(() => this.replayTo(lsn));
+  }
+
+  /** Writes a snapshot at `targetLsn`, a durable group end at or after the kept state's LSN. */
+  snapshot(targetLsn: number): Promise<SnapshotBuilt> {
+    return this.serially(async () => {
+      const startMs = performance.now();
+      const replayedBefore = this.replayedSinceSnapshot;
+      await this.replayTo(targetLsn);
+      const state = this.state!;
+      const { fs, dataDir, keep } = this.options;
+      let file = this.fileOfState;
+      if (!file) {
+        const stateHash = state.stateHash();
+        const written = await writeSnapshotFile(
+          fs,
+          snapshotsDir(dataDir),
+          {
+            lsn: targetLsn,
+            createdAtMs: (this.options.clock ?? Date.now)(),
+            stateHash,
+            chain: this.chain,
+            logPosition: this.position
+              ? { segmentBaseLsn: this.position.segmentBaseLsn, offset: this.position.offset }
+              : undefined,
+          },
+          state.encodeImage(),
+        );
+        file = { file: written.file, bytes: written.bytes, stateHash };
+        this.fileOfState = file;
+      }
+      const kept = await pruneSnapshots(fs, snapshotsDir(dataDir), keep);
+      const built: SnapshotBuilt = {
+        lsn: targetLsn,
+        ...file,
+        baseLsn: this.baseLsn,
+        recordsReplayed: this.replayedSinceSnapshot,
+        recordsReplayedOnRequest: this.replayedSinceSnapshot - replayedBefore,
+        durationMs: performance.now() - startMs,
+        fallbacks: this.fallbacks,
+        oldestKeptLsn: kept.at(-1)?.lsn ?? targetLsn,
+      };
+      this.baseLsn = targetLsn;
+      this.replayedSinceSnapshot = 0;
+      this.fallbacks = [];
+      return built;
+    });
+  }
+
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work).catch((error: unknown) => {
+      this.state = undefined;
+      throw error;
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async replayTo(targetLsn: number): Promise<void> {
+    const { fs, dataDir } = this.options;
+    if (!this.state) await this.load(targetLsn);
+    const state = this.state!;
+    if (state.lsnApplied >= targetLsn) {
+      if (state.lsnApplied === targetLsn) return;
+      throw new EngramError(
+        'invalid_argument',
+        `cannot snapshot at LSN ${targetLsn}: the checkpointer's state is already at LSN ${state.lsnApplied}`,
+        { lsn: targetLsn },
+      );
+    }
+    let replayed = 0;
+    const afterLsn = state.lsnApplied;
+    const scan = await scanLog(fs, walDir(dataDir), {
+      afterLsn,
+      untilLsn: targetLsn,
+      resumeAt: this.position,
+      lastSegmentImmutable: this.options.mapLastSegment,
+      onRecord: (record) => {
+        state.replay(record);
+        replayed++;
+      },
+    });
+    state.endReplay();
+    this.replayedSinceSnapshot += replayed;
+    if (state.lsnApplied !== targetLsn) {
+      throw new EngramError(
+        'log_gap',
+        `cannot build a snapshot at LSN ${targetLsn}: the log and snapshots reach only LSN ${state.lsnApplied} ` +
+          `(log holds ${scan.firstLsn}..${scan.lastLsn}, base snapshot ${this.baseLsn})`,
+        { lsn: targetLsn },
+      );
+    }
+    this.chain = scan.chain;
+    const at = positionAt(scan, targetLsn);
+    this.position = at ? { ...at, lsn: targetLsn, chain: scan.chain } : undefined;
+    this.fileOfState = undefined;
+  }
+
+  private async load(targetLsn: number): Promise<void> {
+    const { fs, dataDir, definition } = this.options;
+    const registry = compileDefinition(definition);
+    const limits = this.options.idempotency ?? {};
+    const { loaded, fallbacks } = await loadNewestValid(fs, snapshotsDir(dataDir), (s) =>
+      s.header.lsn <= targetLsn
+        ? MaterializedState.fromImage(definition, registry, limits, s.payload, s.header.lsn)
+        : undefined,
     );
+    this.fallbacks = fallbacks;
+    this.position = undefined;
+    this.replayedSinceSnapshot = 0;
+    if (loaded?.value) {
+      const { header, file, fileBytes } = loaded.snapshot;
+      this.state = loaded.value;
+      this.baseLsn = header.lsn;
+      this.chain = header.chain;
+      this.fileOfState = { file, bytes: fileBytes, stateHash: header.stateHash };
+      if (header.logPosition) this.position = { ...header.logPosition, lsn: header.lsn, chain: header.chain };
+    } else {
+      this.state = new MaterializedState(definition, registry, limits);
+      this.baseLsn = 0;
+      this.fileOfState = undefined;
+    }
   }
-  const stateHash = base.stateHash();
-  const written = await writeSnapshotFile(
-    fs,
-    snapshotsDir(dataDir),
-    {
-      lsn: targetLsn,
-      createdAtMs: (options.clock ?? Date.now)(),
-      stateHash,
-      chain: scan.chain,
-      logPosition: positionAt(scan, targetLsn),
-    },
-    base.encodeImage(),
-  );
-  const kept = await pruneSnapshots(fs, snapshotsDir(dataDir), options.keep);
-  return {
-    lsn: targetLsn,
-    file: written.file,
-    bytes: written.bytes,
-    stateHash,
-    baseLsn,
-    recordsReplayed: replayed,
-    durationMs: performance.now() - startMs,
-    fallbacks,
-    oldestKeptLsn: kept.at(-1)?.lsn ?? targetLsn,
-  };
 }
 
 /** The log position just past `lsn`, if the scan ended exactly there (it stops at the target LSN). */

@@ -2,7 +2,7 @@ import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BlockingNodeFileSystem } from '../storage/node-file-system.ts';
 import { prefaultedMemory } from '../util/prefaulted-memory.ts';
-import { buildSnapshot } from './build.ts';
+import { Checkpointer, type SnapshotBuilt } from './build.ts';
 
 /**
  * Worker-thread entry: builds one snapshot off the event loop of the store. The definition is imported
@@ -13,9 +13,30 @@ export interface CheckpointJob {
   module: string;
   exportName: string;
   dataDir: string;
+  /** One snapshot at this LSN, then exit (unless `resident`). */
   targetLsn: number;
   keep: number;
   idempotency: Record<string, number>;
+  /** Stay, keep the state, and follow the log on request (decision 017). */
+  resident: boolean;
+}
+
+/** To a resident worker: follow the durable log to `lsn`, or write a snapshot at `targetLsn`. */
+export type CheckpointRequest =
+  | { type: 'catchUp'; id: number; lsn: number }
+  | { type: 'snapshot'; id: number; targetLsn: number };
+
+export interface CheckpointFailure {
+  message: string;
+  code?: string;
+  details?: unknown;
+}
+
+/** From the worker: a request's outcome (id 0: the one-shot snapshot, or a failure to start). */
+export interface CheckpointReply {
+  id: number;
+  built?: SnapshotBuilt;
+  error?: CheckpointFailure;
 }
 
 /**
@@ -37,23 +58,43 @@ yieldCpuToTheStore();
 // here only faulted memory in for nothing, beside the store's event loop (gate CPU at 10k/s: 106-120% of a
 // core with it, 86% without).
 prefaultedMemory.suspend();
+
+function reportable(error: unknown): CheckpointFailure {
+  const e = error as Error & { code?: string; details?: unknown };
+  return { message: e.message, code: e.code, details: e.details };
+}
+
 try {
   const imported = await import(job.module);
   const definition = imported[job.exportName];
   if (!definition || typeof definition.initialState !== 'function') {
     throw new Error(`module ${job.module} has no store definition exported as '${job.exportName}'`);
   }
-  const built = await buildSnapshot({
+  const checkpointer = new Checkpointer({
     // Its own thread does its I/O: the process's libuv thread pool is left to the store's group commits.
     fs: new BlockingNodeFileSystem(),
     dataDir: job.dataDir,
     definition,
-    targetLsn: job.targetLsn,
     keep: job.keep,
     idempotency: job.idempotency,
+    mapLastSegment: job.resident,
   });
-  parentPort!.postMessage({ ok: true, built });
+  if (job.resident) {
+    parentPort!.on('message', (request: CheckpointRequest) => {
+      const work =
+        request.type === 'catchUp'
+          ? checkpointer.catchUp(request.lsn).then(() => undefined)
+          : checkpointer.snapshot(request.targetLsn);
+      work.then(
+        (built) => parentPort!.postMessage({ id: request.id, built } satisfies CheckpointReply),
+        (error: unknown) =>
+          parentPort!.postMessage({ id: request.id, error: reportable(error) } satisfies CheckpointReply),
+      );
+    });
+  } else {
+    const built = await checkpointer.snapshot(job.targetLsn);
+    parentPort!.postMessage({ id: 0, built } satisfies CheckpointReply);
+  }
 } catch (error) {
-  const e = error as Error & { code?: string; details?: unknown };
-  parentPort!.postMessage({ ok: false, error: { message: e.message, code: e.code, details: e.details } });
+  parentPort!.postMessage({ id: 0, error: reportable(error) } satisfies CheckpointReply);
 }

@@ -1,10 +1,11 @@
-import { Worker } from 'node:worker_threads';
 import type { AnyEventDefs, StoreDefinition } from '../engine/definition.ts';
 import type { IdempotencyLimits } from '../engine/idempotency.ts';
 import { EngramError } from '../errors.ts';
 import { compactLog } from '../log/compaction.ts';
+import { fileMappingStatus } from '../storage/file-mapping.ts';
 import type { FileSystem } from '../storage/file-system.ts';
 import { buildSnapshot, type SnapshotBuilt, walDir } from './build.ts';
+import { CheckpointThread } from './checkpoint-thread.ts';
 import type { CheckpointJob } from './checkpoint-worker.ts';
 
 export interface SnapshotPolicy {
@@ -20,8 +21,13 @@ export interface SnapshotPolicy {
    * Build snapshots in a worker thread, off the store's event loop. The worker imports the definition
    * from `module` (a file URL or path) under `exportName`. Without it, snapshots are built in-process:
    * correct and point-in-time, but their CPU work shares the event loop with commands.
+   *
+   * `resident`: the worker stays, keeps its copy of the state and follows the durable log between
+   * snapshots (once a second, where files can be mapped), so a snapshot costs its write and the last
+   * second's replay instead of a reload of the previous snapshot and a replay of everything since. The
+   * price is a second copy of the state in memory, all the time (decision 017).
    */
-  worker?: { module: string | URL; exportName: string };
+  worker?: { module: string | URL; exportName: string; resident?: boolean };
 }
 
 export const DEFAULT_SNAPSHOT_POLICY = {
@@ -54,6 +60,9 @@ export class SnapshotScheduler {
   private running: Promise<SnapshotBuilt> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private logBytesSince = 0;
+  private thread: CheckpointThread | undefined;
+  /** The LSN the resident worker was last asked to follow the log to. */
+  private followedLsn = 0;
   lastSnapshotLsn: number;
   lastSnapshotAtMs: number;
 
@@ -80,6 +89,7 @@ export class SnapshotScheduler {
 
   private check(): void {
     if (this.running) return;
+    this.follow();
     const due =
       this.logBytesSince >= this.policy.everyLogBytes ||
       Date.now() - this.lastSnapshotAtMs >= this.policy.everyMs;
@@ -139,47 +149,68 @@ export class SnapshotScheduler {
   }
 
   private inWorker(targetLsn: number): Promise<SnapshotBuilt> {
+    if (this.policy.worker!.resident) return this.residentThread().snapshot(targetLsn);
+    return new CheckpointThread(this.job(targetLsn, false)).result();
+  }
+
+  private job(targetLsn: number, resident: boolean): CheckpointJob {
     const worker = this.policy.worker!;
-    const job: CheckpointJob = {
+    return {
       module: String(worker.module),
       exportName: worker.exportName,
       dataDir: this.host.dataDir,
       targetLsn,
       keep: this.policy.keep,
       idempotency: { ...this.host.idempotency } as Record<string, number>,
+      resident,
     };
-    return new Promise((resolve, reject) => {
-      const thread = new Worker(new URL('./checkpoint-worker-entry.mjs', import.meta.url), {
-        workerData: job,
-      });
-      let settled = false;
-      thread.once(
-        'message',
-        (message: {
-          ok: boolean;
-          built?: SnapshotBuilt;
-          error?: { message: string; code?: string; details?: Record<string, unknown> };
-        }) => {
-          settled = true;
-          if (message.ok) resolve(message.built!);
-          else
-            reject(
-              new EngramError(
-                (message.error?.code as never) ?? 'storage_io',
-                message.error?.message ?? 'snapshot worker failed',
-                message.error?.details ?? {},
-              ),
-            );
-        },
+  }
+
+  /** The resident worker, started again after a failure (it then reloads from the snapshots on disk). */
+  private residentThread(): CheckpointThread {
+    if (!this.thread || this.thread.failed) {
+      this.thread = new CheckpointThread(this.job(0, true), (error) =>
+        this.host.onSnapshotError(
+          new EngramError('storage_io', `the snapshot worker did not start: ${error.message}`, {}, error),
+        ),
       );
-      thread.once('error', (error) => {
-        settled = true;
-        reject(error);
-      });
-      thread.once('exit', (code) => {
-        if (!settled) reject(new Error(`snapshot worker exited with code ${code} before reporting`));
-      });
-    });
+      this.followedLsn = 0;
+    }
+    return this.thread;
+  }
+
+  /**
+   * Lets a resident worker replay what became durable since the last call, so that a snapshot finds it
+   * nearly caught up. Only with mapped files: otherwise each call would read the whole segment being written.
+   */
+  private follow(): void {
+    if (!this.policy.worker?.resident || this.running || !fileMappingStatus().available) return;
+    const lsn = this.host.lsnDurable();
+    if (lsn <= this.followedLsn) return;
+    this.followedLsn = lsn;
+    this.residentThread()
+      .catchUp(lsn)
+      .catch((error: Error) =>
+        this.host.onSnapshotError(
+          new EngramError(
+            'storage_io',
+            `the snapshot worker failed while following the log (the next snapshot starts a new one): ${error.message}`,
+            {},
+            error,
+          ),
+        ),
+      );
+  }
+
+  /**
+   * Settles once a resident worker has replayed the log up to the current durable LSN (at once without
+   * one): after a start, it first loads the newest snapshot and replays the log since, like a recovery.
+   */
+  async followLog(): Promise<void> {
+    if (!this.policy.worker?.resident) return;
+    const lsn = this.host.lsnDurable();
+    this.followedLsn = Math.max(this.followedLsn, lsn);
+    await this.residentThread().catchUp(lsn);
   }
 
   /** Stops scheduling and waits for a snapshot in progress to finish. */
@@ -187,5 +218,7 @@ export class SnapshotScheduler {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.running?.catch(() => undefined);
+    await this.thread?.terminate();
+    this.thread = undefined;
   }
 }

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { tempDirs } from '../../test/support/temp-dirs.ts';
+import { Store } from '../engine/store.ts';
+import { bankDefinition } from '../engine/testing/bank.ts';
+import type { EngramError } from '../errors.ts';
+import { fileMappingStatus } from '../storage/file-mapping.ts';
+import { NodeFileSystem } from '../storage/node-file-system.ts';
+import { Checkpointer } from './build.ts';
+
+const tempDir = tempDirs('engram-checkpointer-');
+
+async function deposits(store: Store<any, any, any, any>, from: number, count: number): Promise<void> {
+  const pending = [];
+  for (let i = from; i < from + count; i++) {
+    pending.push(store.execute('deposit', { id: `d${i}`, account: `acct${i % 7}`, amount: 1 + (i % 13) }));
+  }
+  await Promise.all(pending);
+  await store.sync();
+}
+
+const checkpointerFor = (dir: string) =>
+  new Checkpointer({
+    fs: new NodeFileSystem(),
+    dataDir: dir,
+    definition: bankDefinition as never,
+    keep: 2,
+    mapLastSegment: true,
+  });
+
+test('a checkpointer that follows the live log writes snapshots equal to the state at their LSN, replaying only what is new', async () => {
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, { dir, segmentBytesMax: 4096 });
+  const checkpointer = checkpointerFor(dir);
+  await deposits(store, 0, 300);
+  await checkpointer.catchUp(store.lsnDurable);
+  assert.equal(checkpointer.lsnApplied, store.lsnDurable);
+  await deposits(store, 300, 200);
+  const first = await checkpointer.snapshot(store.lsnDurable);
+  assert.equal(first.stateHash, store.stateHash());
+  assert.deepEqual([first.baseLsn, first.recordsReplayed, first.recordsReplayedOnRequest], [0, 500, 200]);
+
+  await deposits(store, 500, 150); // in the segment being written and sealed ones: both are read mapped
+  const second = await checkpointer.snapshot(store.lsnDurable);
+  assert.equal(second.stateHash, store.stateHash());
+  assert.deepEqual([second.baseLsn, second.recordsReplayed], [first.lsn, second.lsn - first.lsn]);
+
+  const again = await checkpointer.snapshot(second.lsn);
+  assert.deepEqual([again.file, again.recordsReplayed], [second.file, 0]);
+  await store.close();
+
+  const reopened = await Store.open(bankDefinition, { dir });
+  assert.equal(reopened.recovery.snapshot?.lsn, second.lsn);
+  assert.equal(reopened.stateHash(), second.stateHash);
+  await reopened.close();
+});
+
+test('a checkpointer that fails drops its state and starts again from the snapshots on disk', async () => {
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, { dir, segmentBytesMax: 4096 });
+  const checkpointer = checkpointerFor(dir);
+  await deposits(store, 0, 100);
+  const first = await checkpointer.snapshot(store.lsnDurable);
+  await deposits(store, 100, 100);
+  await assert.rejects(checkpointer.catchUp(store.lsnDurable + 50), (error: EngramError) => {
+    assert.equal(error.code, 'log_gap');
+    return true;
+  });
+  assert.equal(checkpointer.lsnApplied, 0);
+  const second = await checkpointer.snapshot(store.lsnDurable);
+  assert.equal(second.stateHash, store.stateHash());
+  assert.deepEqual([second.baseLsn, second.recordsReplayed], [first.lsn, 100]);
+  await store.close();
+});
+
+test('a resident snapshot worker follows the log between snapshots and keeps its state across them', async () => {
+  const dir = await tempDir();
+  const module = new URL('../engine/testing/bank.ts', import.meta.url).href;
+  const errors: EngramError[] = [];
+  const store = await Store.open(bankDefinition, {
+    dir,
+    segmentBytesMax: 4096,
+    snapshots: { worker: { module, exportName: 'bankDefinition', resident: true }, everyMs: 3_600_000 },
+    observer: { onSnapshotError: (error) => errors.push(error) },
+  });
+  await deposits(store, 0, 300);
+  await new Promise((resolve) => setTimeout(resolve, 2_500)); // two ticks of the scheduler
+  const first = await store.snapshot();
+  assert.equal(first.stateHash, store.stateHash());
+  assert.equal(first.recordsReplayed, 300);
+  // Where files cannot be mapped, the worker catches up only when asked for a snapshot.
+  assert.equal(first.recordsReplayedOnRequest, fileMappingStatus().available ? 0 : 300);
+
+  await deposits(store, 300, 120);
+  const second = await store.snapshot();
+  assert.equal(second.stateHash, store.stateHash());
+  assert.deepEqual([second.baseLsn, second.recordsReplayed], [first.lsn, 120]);
+  await store.close();
+  assert.deepEqual(errors, []);
+});
+
+test('a resident worker whose definition does not import fails the snapshot with the reason', async () => {
+  const dir = await tempDir();
+  const module = new URL('../engine/testing/bank.ts', import.meta.url).href;
+  const store = await Store.open(bankDefinition, {
+    dir,
+    snapshots: { worker: { module, exportName: 'noSuchExport', resident: true }, everyMs: 3_600_000 },
+  });
+  await deposits(store, 0, 10);
+  await assert.rejects(store.snapshot(), /no store definition exported as 'noSuchExport'/);
+  await store.close();
+});
