@@ -153,7 +153,7 @@ async function writePhases(dir: string) {
   // replays the log since, a whole rebuild, once per start. Measured on its own, before the baseline.
   const catchUp = await fixedRate(store, 10 * 60_000, store.snapshotWorkerCaughtUp());
   log(
-    `write p99 while the snapshot worker caught up after the start: ${catchUp.p99.toFixed(3)} ms (p50 ${catchUp.p50.toFixed(3)}, ${catchUp.count} writes, ${((catchUp.count / RATE_PER_S) | 0)} s)`,
+    `write p99 while the snapshot worker caught up after the start: ${catchUp.p99.toFixed(3)} ms (p50 ${catchUp.p50.toFixed(3)}, ${catchUp.count} writes, ${(catchUp.count / RATE_PER_S) | 0} s)`,
   );
   // The baseline comes first, before any snapshot: a snapshot leaves the disk slower for many seconds after
   // it is done (periodic 50-100 ms fdatasyncs for 15-20 s were seen here), and that must not count as the
