@@ -1,13 +1,26 @@
 /**
  * Child of bench/restart.ts: one clean restart in a fresh process (so heap figures are this store's alone),
- * reported as one JSON line on stdout.
+ * reported as one JSON line on stdout. With `--follow`, the store is then closed and opened again as
+ * balance-gate opens it, with a resident checkpoint worker (decision 017), and the child also reports how
+ * long that worker took to catch up after this restart from a snapshot, the write p99 at a fixed rate
+ * meanwhile, and the memory the worker's copy of the state added to the process.
  */
+import { parseArgs } from 'node:util';
 import { balanceGateDefinition } from '../apps/balance-gate/domain.ts';
 import { Store } from '../src/engine/store.ts';
 import { fileMappingStats } from '../src/storage/file-mapping.ts';
 import { prefaultedMemory } from '../src/util/prefaulted-memory.ts';
+import { offer } from './lib/latency.ts';
 
-const dir = process.argv[2];
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    follow: { type: 'boolean', default: false },
+    'rate-per-s': { type: 'string', default: '10000' },
+    merchants: { type: 'string', default: '100000' },
+  },
+});
+const dir = positionals[0]!;
 const gc = (globalThis as { gc?: () => void }).gc;
 gc?.();
 const memoryBefore = process.memoryUsage();
@@ -24,26 +37,74 @@ const memoryAfter = process.memoryUsage();
 const holds = store.readStale((s) => s.reservations.size);
 const merchants = store.readStale((s) => s.merchantList.length);
 const r = store.recovery;
-console.log(
-  JSON.stringify({
-    restartMs,
-    holds,
-    merchants,
-    snapshotLsn: r.snapshot?.lsn ?? 0,
-    snapshotBytes: r.snapshot?.bytes ?? 0,
-    snapshotLoadMs: r.snapshot?.loadMs ?? 0,
-    recordsReplayed: r.recordsReplayed,
-    replayMs: r.replayMs,
-    // Prefaulted spares are the helper thread's allocations, and a mapped snapshot is the kernel's: this
-    // isolate's figures leave both out. (All of a mapped snapshot counts, though the kernel can drop the
-    // pages nobody touched and read them again.)
-    heapBytes:
-      memoryAfter.heapUsed -
-      memoryBefore.heapUsed +
-      (memoryAfter.arrayBuffers - memoryBefore.arrayBuffers) +
-      (prefaultedMemory.stats().spareBytes - sparesBefore) +
-      (fileMappingStats().mappedBytes - mappedBefore),
-    mappedBytes: fileMappingStats().mappedBytes - mappedBefore,
-  }),
-);
+const figures = {
+  restartMs,
+  holds,
+  merchants,
+  snapshotLsn: r.snapshot?.lsn ?? 0,
+  snapshotBytes: r.snapshot?.bytes ?? 0,
+  snapshotLoadMs: r.snapshot?.loadMs ?? 0,
+  recordsReplayed: r.recordsReplayed,
+  replayMs: r.replayMs,
+  // Prefaulted spares are the helper thread's allocations, and a mapped snapshot is the kernel's: this
+  // isolate's figures leave both out. (All of a mapped snapshot counts, though the kernel can drop the
+  // pages nobody touched and read them again.)
+  heapBytes:
+    memoryAfter.heapUsed -
+    memoryBefore.heapUsed +
+    (memoryAfter.arrayBuffers - memoryBefore.arrayBuffers) +
+    (prefaultedMemory.stats().spareBytes - sparesBefore) +
+    (fileMappingStats().mappedBytes - mappedBefore),
+  mappedBytes: fileMappingStats().mappedBytes - mappedBefore,
+};
 await store.close();
+console.log(JSON.stringify(values.follow ? { ...figures, ...(await followAfterRestart()) } : figures));
+
+/**
+ * The second open, with the resident worker: it loads the snapshot this restart used and replays the same
+ * tail, while writes arrive at a fixed rate. Resident memory is the whole process's, so the figure includes
+ * the worker's isolate, which `process.memoryUsage().heapUsed` here does not.
+ */
+async function followAfterRestart() {
+  const definitionModule = new URL('../apps/balance-gate/domain.ts', import.meta.url).href;
+  const following = await Store.open(balanceGateDefinition, {
+    dir,
+    snapshots: {
+      worker: { module: definitionModule, exportName: 'balanceGateDefinition', resident: true },
+      everyMs: 3_600_000,
+      everyLogBytes: 2 ** 50,
+      keep: 2,
+    },
+  });
+  gc?.();
+  const rssBefore = process.memoryUsage().rss;
+  const merchantCount = Number(values.merchants);
+  let i = 0;
+  const catchUpStartMs = performance.now();
+  const result = await offer(
+    (command) => following.execute('reserve', command),
+    () => {
+      const n = i++;
+      return {
+        reservationId: `after-restart-${n}`,
+        merchantId: `merchant-${n % merchantCount}`,
+        amountCents: 1,
+      };
+    },
+    {
+      ratePerS: Number(values['rate-per-s']),
+      durationMs: 10 * 60_000,
+      until: following.snapshotWorkerCaughtUp(),
+    },
+  );
+  if (result.errors > 0) throw new Error(`${result.errors} writes failed, the first: ${result.firstError}`);
+  const followCatchUpMs = performance.now() - catchUpStartMs;
+  const rssAfter = process.memoryUsage().rss;
+  await following.close();
+  return {
+    followCatchUpMs,
+    followWriteP99Ms: result.p99Ms,
+    followWriteP50Ms: result.p50Ms,
+    workerRssBytes: rssAfter - rssBefore,
+  };
+}
