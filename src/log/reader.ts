@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { EngramError } from '../errors.ts';
-import { asBuffer, type FileSystem, readImmutableFile } from '../storage/file-system.ts';
+import { asBuffer, type FileSystem } from '../storage/file-system.ts';
 import { readU64 } from '../util/bin.ts';
 import { crc32c } from './crc32c.ts';
 import {
@@ -24,6 +24,7 @@ import {
   readFrameInto,
 } from './frame.ts';
 import { writtenEnd } from './preallocation.ts';
+import { readSegment, readWrittenSegment, type SegmentBytes } from './segment-read.ts';
 
 /** A committed record as recovery hands it out; `buf` is only valid during the callback. */
 export interface LogRecord {
@@ -94,7 +95,7 @@ export interface LogPosition {
 
 export interface SegmentReadAhead {
   name: string;
-  content: Promise<Uint8Array>;
+  content: Promise<SegmentBytes>;
 }
 
 /**
@@ -109,7 +110,11 @@ export async function readAheadFor(
   const entries = (await fs.exists(dir)) ? await listSegments(fs, dir) : [];
   const segment = entries.findLast((e) => e.baseLsn <= lsn + 1);
   if (!segment) return undefined;
-  const content = fs.readFile(path.join(dir, segment.name));
+  const file = path.join(dir, segment.name);
+  const content =
+    segment === entries.at(-1)
+      ? readWrittenSegment(fs, file)
+      : fs.readFile(file).then((bytes) => ({ bytes: asBuffer(bytes), fileBytes: bytes.length }));
   content.catch(() => undefined); // awaited by the scan if it gets there; ignored otherwise
   return { name: segment.name, content };
 }
@@ -181,7 +186,7 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
   }
   const readAhead = options.readAhead;
   const readAheadIndex = readAhead ? entries.findIndex((e) => e.name === readAhead.name) : -1;
-  let prefetched: { index: number; read: Promise<Uint8Array> } | undefined =
+  let prefetched: { index: number; read: Promise<SegmentBytes> } | undefined =
     readAhead && readAheadIndex >= 0 ? { index: readAheadIndex, read: readAhead.content } : undefined;
   for (let i = 0; i < entries.length; i++) {
     const file = path.join(dir, entries[i].name);
@@ -193,11 +198,9 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
       bytesDone += sizes[i] ?? 0;
       continue;
     }
-    const buf = asBuffer(
-      await (prefetched?.index === i
-        ? prefetched.read
-        : readSegment(fs, file, isLast && options.lastSegmentImmutable !== true)),
-    );
+    const { bytes: buf, fileBytes } = await (prefetched?.index === i
+      ? prefetched.read
+      : readSegment(fs, file, isLast && options.lastSegmentImmutable !== true));
     prefetched = undefined;
     if (!isLast) {
       // Read the next segment while this one is parsed: recovery is then bound by the CPU, not the disk too.
@@ -250,6 +253,7 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
       baseLsn,
       epoch,
       chain,
+      fileBytes,
       afterLsn,
       untilLsn,
       options.onRecord,
@@ -262,7 +266,7 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
     result.chain = info.chainEnd;
     result.epoch = epoch;
     expectedChain = info.chainEnd;
-    bytesDone += buf.length;
+    bytesDone += fileBytes;
     options.onProgress?.(bytesDone, bytesTotal);
     if (info.lastLsn >= untilLsn) break;
     // Format 3: zeros from the last commit marker to the end of the file were never written to (a
@@ -292,15 +296,6 @@ export async function scanLog(fs: FileSystem, dir: string, options: ScanOptions 
   }
   options.onProgress?.(bytesTotal, bytesTotal);
   return result;
-}
-
-/**
- * A segment's bytes. A sealed one (any but the last) is mapped when the file system can map files: no
- * writer appends to it or truncates it while the store runs, and a mapped file costs no fresh memory
- * (decision 015). The last one is being written (and may be cut at a torn tail), so it is read.
- */
-function readSegment(fs: FileSystem, file: string, mayChange: boolean): Promise<Uint8Array> {
-  return mayChange ? fs.readFile(file) : readImmutableFile(fs, file);
 }
 
 async function fileSize(fs: FileSystem, file: string): Promise<number> {
@@ -346,6 +341,7 @@ function scanSegment(
   baseLsn: number,
   epoch: number,
   chainStart: number,
+  fileBytes: number,
   afterLsn: number,
   untilLsn: number,
   onRecord: ScanOptions['onRecord'],
@@ -360,7 +356,7 @@ function scanSegment(
     lastLsn: baseLsn - 1,
     records: 0,
     groups: 0,
-    fileBytes: buf.length,
+    fileBytes,
     committedBytes: SEGMENT_HEADER_BYTES,
     endOfCommitted: SEGMENT_HEADER_BYTES,
     chainEnd: chainStart,
