@@ -8,6 +8,7 @@ import { SEGMENT_HEADER_BYTES } from '../log/format.ts';
 import { type LogPosition, type ScanResult, scanLog } from '../log/reader.ts';
 import type { FileSystem } from '../storage/file-system.ts';
 import { loadNewestValid, pruneSnapshots, type SnapshotFallback } from './catalog.ts';
+import type { ReplayPacer } from './replay-pacer.ts';
 import { writeSnapshotFile } from './snapshot-file.ts';
 
 export interface BuildSnapshotOptions {
@@ -61,6 +62,8 @@ export function buildSnapshot(options: BuildSnapshotOptions): Promise<SnapshotBu
 export type CheckpointerOptions = Omit<BuildSnapshotOptions, 'targetLsn'> & {
   /** Map the segment being written too (see ScanOptions.lastSegmentImmutable): for a follower of the live log. */
   mapLastSegment?: boolean;
+  /** Paces the replays of `catchUp(lsn, { paced: true })` (a worker thread's: it blocks the thread). */
+  pacer?: ReplayPacer;
 };
 
 /**
@@ -87,9 +90,12 @@ export class Checkpointer {
     return this.state?.lsnApplied ?? 0;
   }
 
-  /** Brings the kept state up to `lsn`, a durable group end. */
-  catchUp(lsn: number): Promise<void> {
-    return this.serially(() => this.replayTo(lsn));
+  /**
+   * Brings the kept state up to `lsn`, a durable group end; `paced`, at the pacer's share of the CPU (the
+   * first call loads the newest snapshot at full speed, then replays paced).
+   */
+  catchUp(lsn: number, { paced = false }: { paced?: boolean } = {}): Promise<void> {
+    return this.serially(() => this.replayTo(lsn, paced ? this.options.pacer : undefined));
   }
 
   /** Writes a snapshot at `targetLsn`, a durable group end at or after the kept state's LSN. */
@@ -147,7 +153,7 @@ export class Checkpointer {
     return run;
   }
 
-  private async replayTo(targetLsn: number): Promise<void> {
+  private async replayTo(targetLsn: number, pacer?: ReplayPacer): Promise<void> {
     const { fs, dataDir } = this.options;
     if (!this.state) await this.load(targetLsn);
     const state = this.state!;
@@ -161,6 +167,7 @@ export class Checkpointer {
     }
     let replayed = 0;
     const afterLsn = state.lsnApplied;
+    pacer?.begin();
     const scan = await scanLog(fs, walDir(dataDir), {
       afterLsn,
       untilLsn: targetLsn,
@@ -169,6 +176,7 @@ export class Checkpointer {
       onRecord: (record) => {
         state.replay(record);
         replayed++;
+        pacer?.tick();
       },
     });
     state.endReplay();

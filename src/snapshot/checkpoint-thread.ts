@@ -31,13 +31,16 @@ export class CheckpointThread {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private failure: Error | undefined;
+  private readonly hurry = new Int32Array(new SharedArrayBuffer(4));
 
   /** `onFailure` hears of failures no request is waiting for (a resident worker that could not start). */
   constructor(
     job: CheckpointJob,
     private readonly onFailure?: (error: Error) => void,
   ) {
-    this.worker = new Worker(new URL('./checkpoint-worker-entry.mjs', import.meta.url), { workerData: job });
+    this.worker = new Worker(new URL('./checkpoint-worker-entry.mjs', import.meta.url), {
+      workerData: { ...job, hurry: this.hurry.buffer },
+    });
     // A worker waiting for its next request must not keep the process alive.
     if (job.resident) this.worker.unref();
     this.worker.on('message', (reply: CheckpointReply) => {
@@ -67,12 +70,19 @@ export class CheckpointThread {
   async snapshot(targetLsn: number): Promise<SnapshotBuilt> {
     const id = this.nextId++;
     const result = this.waitFor(id);
-    if (!this.failure)
+    if (!this.failure) {
+      // A paced catch-up still running ahead of the snapshot finishes at full speed.
+      Atomics.store(this.hurry, 0, 1);
+      Atomics.notify(this.hurry, 0);
       this.worker.postMessage({ type: 'snapshot', id, targetLsn } satisfies CheckpointRequest);
+    }
     return (await result)!;
   }
 
-  /** Asks a resident worker to follow the log to `lsn` (a durable group end); settles when it has. */
+  /**
+   * Asks a resident worker to follow the log to `lsn` (a durable group end), at a share of a core (the
+   * background pace, replay-pacer.ts) unless a snapshot is asked for meanwhile; settles when it has.
+   */
   async catchUp(lsn: number): Promise<void> {
     const id = this.nextId++;
     const result = this.waitFor(id);
