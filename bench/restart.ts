@@ -7,7 +7,8 @@
  * while one is built (by the resident checkpoint worker, decision 017) and in the seconds after it. The
  * worker's own start is measured apart, twice: after a store opened from the log alone (it replays all of
  * it) and after the restart from a snapshot (it loads that snapshot and replays the tail), with the write p99
- * meanwhile and the process memory its copy of the state adds. Last line: one JSON object.
+ * meanwhile and the process memory its copy of the state adds; the second beside a control, the same
+ * window with no worker. Last line: one JSON object.
  *
  * The writes and the restart run as balance-gate runs (node-flags.ts): `npm run bench:restart` starts this
  * process with the gate's flags, and its children get them too.
@@ -229,6 +230,7 @@ try {
     write_p99_ms_while_worker_catches_up: catchUp.p99,
     worker_catch_up_s: catchUp.count / RATE_PER_S,
     write_p99_ms_while_worker_catches_up_after_restart: restart.followWriteP99Ms,
+    write_p99_ms_after_restart_without_worker: restart.controlWriteP99Ms,
     worker_catch_up_after_restart_s: restart.followCatchUpMs / 1000,
     worker_rss_bytes_per_hold: restart.workerRssBytes / restart.holds,
     snapshot_records_replayed_on_request: snapshot.recordsReplayedOnRequest,
