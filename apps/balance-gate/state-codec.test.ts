@@ -79,3 +79,18 @@ test('a snapshot of another state layout is refused with the reason', () => {
     /layout 2 is not supported/,
   );
 });
+
+test('a paced decode reports its work every few thousand holds and yields the same state', () => {
+  const holds = 50_000;
+  const state = populated(holds);
+  const w = new BinWriter(1024);
+  gateStateCodec.encode(state, w);
+  const reported: number[] = [];
+  const loaded = gateStateCodec.decode(new BinReader(w.buf.subarray(0, w.pos)), 1, {
+    pace: (units) => reported.push(units),
+  });
+  assert.equal(hashState(loaded), hashState(state));
+  // The id index is rebuilt in three passes over the keys (hash, bucket, insert), each paced every 4,096.
+  assert.equal(reported.length, 3 * Math.floor(holds / 4096));
+  assert.ok(reported.every((units) => units > 0));
+});

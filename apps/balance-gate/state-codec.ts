@@ -63,7 +63,7 @@ export const gateStateCodec: Codec<GateState> = {
       for (const part of parts) w.raw(part);
     }
   },
-  decode(r) {
+  decode(r, _version, load) {
     const layout = r.u8();
     if (layout !== STATE_LAYOUT) {
       throw new Error(
@@ -85,6 +85,7 @@ export const gateStateCodec: Codec<GateState> = {
       };
       merchantList[index] = m;
       merchants.set(m.id, m);
+      if (load?.pace && (index & 255) === 255) load.pace(256);
     }
     const count = r.varuint();
     const idChunks: { count: number; offsets: Uint32Array; bytes: Uint8Array }[] = [];
@@ -97,7 +98,7 @@ export const gateStateCodec: Codec<GateState> = {
       idChunks.push({ count: chunkCount, offsets, bytes: r.raw(r.varuint()) });
       read += chunkCount;
     }
-    const ids = KeyIndex.fromChunks(idChunks);
+    const ids = KeyIndex.fromChunks(idChunks, load?.pace);
     const columns = new Map<string, Uint8Array>();
     for (const column of ALL_COLUMNS) {
       const length = r.varuint();

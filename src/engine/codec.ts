@@ -1,5 +1,6 @@
 import { Packr } from 'msgpackr';
 import type { BinReader, BinWriter } from '../util/bin.ts';
+import type { Pace } from '../util/pace.ts';
 
 /**
  * How an event payload or a command result is written into a log record. The default (msgpack) handles any
@@ -8,7 +9,8 @@ import type { BinReader, BinWriter } from '../util/bin.ts';
  */
 export interface Codec<T> {
   encode(value: T, w: BinWriter): void;
-  decode(r: BinReader, version: number): T;
+  /** `pace`, given only to a definition's `stateCodec` by a paced snapshot load: call it in long loops. */
+  decode(r: BinReader, version: number, load?: { pace?: Pace }): T;
 }
 
 // Payloads are plain data. msgpack cannot tell a Map from an object, so a Map in a payload decodes as an

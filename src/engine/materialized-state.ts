@@ -2,6 +2,7 @@ import { AssertionFailure } from '../errors.ts';
 import type { LogRecord } from '../log/reader.ts';
 import { plainDataCodec } from '../snapshot/plain-data-codec.ts';
 import { BinReader, BinWriter, PieceWriter } from '../util/bin.ts';
+import type { Pace } from '../util/pace.ts';
 import type { AnyEventDefs, ApplyMeta, StoreDefinition } from './definition.ts';
 import { DEFAULT_IDEMPOTENCY_LIMITS, type IdempotencyLimits, IdempotencyWindow } from './idempotency.ts';
 import { RecordReader } from './record.ts';
@@ -148,6 +149,7 @@ export class MaterializedState<S, I> {
     limits: Partial<IdempotencyLimits>,
     payload: Buffer,
     lsn: number,
+    pace?: Pace,
   ): MaterializedState<S, I> {
     const r = new BinReader(payload);
     const name = r.string();
@@ -168,8 +170,9 @@ export class MaterializedState<S, I> {
       if (!command) throw new Error(`snapshot window entry for unknown command type ${commandId}`);
       const result = command.resultCodec.decode(r, command.version);
       entries.push([key, { lsn: entryLsn, nowMs, fingerprintA, fingerprintB, commandId, result }]);
+      if (pace !== undefined && (i & PACE_EVERY_MASK) === PACE_EVERY_MASK) pace(PACE_EVERY_MASK + 1);
     }
-    const state = (definition.stateCodec ?? plainDataCodec).decode(r, 1) as S;
+    const state = (definition.stateCodec ?? plainDataCodec).decode(r, 1, { pace }) as S;
     if (r.remaining !== 0) throw new Error(`snapshot payload has ${r.remaining} unread bytes`);
     const materialized = new MaterializedState<S, I>(definition, registry, limits, state);
     for (const [key, entry] of entries) materialized.idempotency.entries.set(key, entry);
@@ -178,3 +181,6 @@ export class MaterializedState<S, I> {
     return materialized;
   }
 }
+
+/** A paced load reports its window entries in blocks of this many (each about a record's replay). */
+const PACE_EVERY_MASK = 255;

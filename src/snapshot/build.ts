@@ -92,7 +92,7 @@ export class Checkpointer {
 
   /**
    * Brings the kept state up to `lsn`, a durable group end; `paced`, at the pacer's share of the CPU (the
-   * first call loads the newest snapshot at full speed, then replays paced).
+   * first call's snapshot load too).
    */
   catchUp(lsn: number, { paced = false }: { paced?: boolean } = {}): Promise<void> {
     return this.serially(() => this.replayTo(lsn, paced ? this.options.pacer : undefined));
@@ -155,7 +155,7 @@ export class Checkpointer {
 
   private async replayTo(targetLsn: number, pacer?: ReplayPacer): Promise<void> {
     const { fs, dataDir } = this.options;
-    if (!this.state) await this.load(targetLsn);
+    if (!this.state) await this.load(targetLsn, pacer);
     const state = this.state!;
     if (state.lsnApplied >= targetLsn) {
       if (state.lsnApplied === targetLsn) return;
@@ -195,14 +195,25 @@ export class Checkpointer {
     this.fileOfState = undefined;
   }
 
-  private async load(targetLsn: number): Promise<void> {
+  /**
+   * Loads the newest snapshot at or below `targetLsn`; paced by `pacer` (checksums, window, the state codec's
+   * loops): a resident worker's load faults in up to a gigabyte of fresh memory, and at full speed that
+   * stretched the store's log writes (decision 017).
+   */
+  private async load(targetLsn: number, pacer?: ReplayPacer): Promise<void> {
     const { fs, dataDir, definition } = this.options;
     const registry = compileDefinition(definition);
     const limits = this.options.idempotency ?? {};
-    const { loaded, fallbacks } = await loadNewestValid(fs, snapshotsDir(dataDir), (s) =>
-      s.header.lsn <= targetLsn
-        ? MaterializedState.fromImage(definition, registry, limits, s.payload, s.header.lsn)
-        : undefined,
+    const pace = pacer && ((units: number) => pacer.tick(units));
+    pacer?.begin();
+    const { loaded, fallbacks } = await loadNewestValid(
+      fs,
+      snapshotsDir(dataDir),
+      (s) =>
+        s.header.lsn <= targetLsn
+          ? MaterializedState.fromImage(definition, registry, limits, s.payload, s.header.lsn, pace)
+          : undefined,
+      pace,
     );
     this.fallbacks = fallbacks;
     this.position = undefined;

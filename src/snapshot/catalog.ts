@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import type { FileSystem } from '../storage/file-system.ts';
 import { retirePaced } from '../storage/paced-delete.ts';
+import type { Pace } from '../util/pace.ts';
 import { parseSnapshotName, SNAPSHOT_TEMP_SUFFIX } from './format.ts';
 import { type LoadedSnapshot, readSnapshotFile } from './snapshot-file.ts';
 
@@ -27,17 +28,19 @@ export interface SnapshotFallback {
 
 /**
  * The newest snapshot that verifies and that `accept` takes (e.g. one that decodes), falling back to older
- * ones; every skipped snapshot is reported with its reason, so start-up can say so loudly.
+ * ones; every skipped snapshot is reported with its reason, so start-up can say so loudly. `pace`, for a
+ * paced load: called as the checksums are verified.
  */
 export async function loadNewestValid<T>(
   fs: FileSystem,
   dir: string,
   accept: (snapshot: LoadedSnapshot) => T,
+  pace?: Pace,
 ): Promise<{ loaded: { snapshot: LoadedSnapshot; value: T } | undefined; fallbacks: SnapshotFallback[] }> {
   const fallbacks: SnapshotFallback[] = [];
   for (const entry of await listSnapshots(fs, dir)) {
     try {
-      const snapshot = await readSnapshotFile(fs, entry.file);
+      const snapshot = await readSnapshotFile(fs, entry.file, pace);
       if (snapshot.header.lsn !== entry.lsn)
         throw new Error(`header LSN ${snapshot.header.lsn} does not match the name`);
       return { loaded: { snapshot, value: accept(snapshot) }, fallbacks };

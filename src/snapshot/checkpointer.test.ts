@@ -7,6 +7,7 @@ import type { EngramError } from '../errors.ts';
 import { fileMappingStatus } from '../storage/file-mapping.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
 import { Checkpointer } from './build.ts';
+import { ReplayPacer } from './replay-pacer.ts';
 
 const tempDir = tempDirs('engram-checkpointer-');
 
@@ -70,6 +71,33 @@ test('a checkpointer that fails drops its state and starts again from the snapsh
   const second = await checkpointer.snapshot(store.lsnDurable);
   assert.equal(second.stateHash, store.stateHash());
   assert.deepEqual([second.baseLsn, second.recordsReplayed], [first.lsn, 100]);
+  await store.close();
+});
+
+test('a paced catch-up paces the snapshot load too, and loads the same state', async () => {
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, { dir, segmentBytesMax: 1 << 20 });
+  await deposits(store, 0, 3000); // 3,000 idempotency window entries: the load paces every 256
+  const written = await checkpointerFor(dir).snapshot(store.lsnDurable);
+
+  // A burst of 0 ms: the pacer sleeps at each clock read, so any pacing of the load shows as time slept.
+  const pacer = new ReplayPacer(0.5, 0);
+  const resumed = new Checkpointer({
+    fs: new NodeFileSystem(),
+    dataDir: dir,
+    definition: bankDefinition as never,
+    keep: 2,
+    mapLastSegment: true,
+    pacer,
+  });
+  await resumed.catchUp(written.lsn, { paced: true }); // exactly the snapshot's LSN: nothing to replay
+  assert.equal(resumed.lsnApplied, written.lsn);
+  assert.ok(pacer.sleptMs > 0, 'the load itself slept');
+
+  await deposits(store, 3000, 10);
+  const next = await resumed.snapshot(store.lsnDurable);
+  assert.equal(next.stateHash, store.stateHash());
+  assert.deepEqual([next.baseLsn, next.recordsReplayed], [written.lsn, 10]);
   await store.close();
 });
 

@@ -2,7 +2,8 @@
  * Paces a replay that nobody waits for to a share of one core: after each burst of `burstMs`, the thread
  * sleeps as long as keeps it at `share` of the time. A resident checkpoint worker's catch-up after a start
  * (decision 017) replays up to the whole log at full speed otherwise, and on a two-core machine the store's
- * write p99 meanwhile was 2.5-7× its usual. The sleep blocks the thread (Atomics.wait), which only a worker
+ * write p99 meanwhile was 2.5-7× its usual; its snapshot load, which faults in fresh memory at a gigabyte in
+ * a few seconds, is paced the same way (`tick(units)` from the load's loops). The sleep blocks the thread (Atomics.wait), which only a worker
  * should do; it ends at once when `hurry` is set, as the store does when it asks for a snapshot.
  */
 export class ReplayPacer {
@@ -29,9 +30,13 @@ export class ReplayPacer {
     this.countdown = RECORDS_PER_CLOCK_READ;
   }
 
-  /** Called once per record replayed; sleeps when the burst is over (the clock is read every 64 records). */
-  tick(): void {
-    if (--this.countdown > 0) return;
+  /**
+   * Called after each piece of work, with its size in about microseconds (a record replayed is one); sleeps
+   * when the burst is over. The clock is read once 64 units have been done.
+   */
+  tick(units = 1): void {
+    this.countdown -= units;
+    if (this.countdown > 0) return;
     this.countdown = RECORDS_PER_CLOCK_READ;
     const busyMs = performance.now() - this.burstStartMs;
     if (busyMs < this.burstMs) return;
