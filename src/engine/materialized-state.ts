@@ -11,6 +11,23 @@ import { hashState } from './state-hash.ts';
 
 type AnyDefinition = StoreDefinition<any, AnyEventDefs<any>, any, any>;
 
+export interface MaterializeOptions<S> {
+  limits?: Partial<IdempotencyLimits>;
+  /** The state to start from (default: the definition's initial state). */
+  initialState?: S;
+  /**
+   * False for a copy nobody reads through (a snapshot builder, an inspection): indexes are derived and
+   * never written to a snapshot, so building and maintaining them would only cost memory and time.
+   * `indexes` is then undefined. Default true.
+   */
+  maintainIndexes?: boolean;
+}
+
+export interface FromImageOptions extends Omit<MaterializeOptions<never>, 'initialState'> {
+  /** Reports the load's work as it goes (a resident worker's pacer). */
+  pace?: Pace;
+}
+
 /**
  * The state a log materialises: application state, its indexes, the idempotency window and the position
  * (LSN, record time). The live store, recovery, the snapshot builder and (later) replicas all use this one
@@ -24,17 +41,19 @@ export class MaterializedState<S, I> {
   lastNowMs = 0;
   private readonly meta: ApplyMeta = { lsn: 0, nowMs: 0 };
   private readonly records: RecordReader;
+  /** The definition's index maintenance, or undefined when indexes are not kept. */
+  private readonly indexDef: AnyDefinition['indexes'];
 
   constructor(
     readonly definition: AnyDefinition,
     readonly registry: Registry,
-    limits: Partial<IdempotencyLimits> = {},
-    initialState: S = definition.initialState(),
+    options: MaterializeOptions<S> = {},
   ) {
     this.records = new RecordReader(registry);
-    this.state = initialState;
-    this.indexes = (definition.indexes ? definition.indexes.build(this.state) : undefined) as I;
-    this.idempotency = new IdempotencyWindow({ ...DEFAULT_IDEMPOTENCY_LIMITS, ...limits });
+    this.state = options.initialState ?? definition.initialState();
+    this.indexDef = options.maintainIndexes === false ? undefined : definition.indexes;
+    this.indexes = (this.indexDef ? this.indexDef.build(this.state) : undefined) as I;
+    this.idempotency = new IdempotencyWindow({ ...DEFAULT_IDEMPOTENCY_LIMITS, ...options.limits });
   }
 
   /** Applies decided events live. Throws if an apply throws (the caller must stop: state is half-changed). */
@@ -42,7 +61,7 @@ export class MaterializedState<S, I> {
     const meta = this.meta;
     meta.lsn = lsn;
     meta.nowMs = nowMs;
-    const indexDef = this.definition.indexes;
+    const indexDef = this.indexDef;
     for (let i = 0; i < events.length; i++) {
       const event = events[i];
       this.registry.eventsByName.get(event.type)!.apply(this.state, event.data, meta);
@@ -86,7 +105,7 @@ export class MaterializedState<S, I> {
     const meta = this.meta;
     meta.nowMs = this.records.header.nowMs;
     event.apply(this.state, data, meta);
-    const indexDef = this.definition.indexes;
+    const indexDef = this.indexDef;
     if (indexDef) {
       const replayed = this.replayedEvent;
       replayed.type = event.name;
@@ -142,15 +161,15 @@ export class MaterializedState<S, I> {
     return w.pieces();
   }
 
-  /** Rebuilds the state a snapshot image holds, at `lsn`; indexes are rebuilt from the state. */
+  /** Rebuilds the state a snapshot image holds, at `lsn`; indexes (if kept) are rebuilt from the state. */
   static fromImage<S, I>(
     definition: AnyDefinition,
     registry: Registry,
-    limits: Partial<IdempotencyLimits>,
     payload: Buffer,
     lsn: number,
-    pace?: Pace,
+    options: FromImageOptions = {},
   ): MaterializedState<S, I> {
+    const { pace, ...materialize } = options;
     const r = new BinReader(payload);
     const name = r.string();
     if (name !== definition.name) {
@@ -174,7 +193,10 @@ export class MaterializedState<S, I> {
     }
     const state = (definition.stateCodec ?? plainDataCodec).decode(r, 1, { pace }) as S;
     if (r.remaining !== 0) throw new Error(`snapshot payload has ${r.remaining} unread bytes`);
-    const materialized = new MaterializedState<S, I>(definition, registry, limits, state);
+    const materialized = new MaterializedState<S, I>(definition, registry, {
+      ...materialize,
+      initialState: state,
+    });
     for (const [key, entry] of entries) materialized.idempotency.entries.set(key, entry);
     materialized.lsnApplied = lsn;
     materialized.lastNowMs = lastNowMs;

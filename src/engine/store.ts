@@ -178,7 +178,8 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     const readAhead = await readAheadFor(fs, walDir(options.dir), newest?.lsn ?? 0);
     const { loaded, fallbacks } = await this.loadSnapshot(fs, options.dir, limits);
     const loadMs = performance.now() - startMs;
-    this.m = loaded?.state ?? new MaterializedState<S, I>(this.definition as never, this.registry, limits);
+    this.m =
+      loaded?.state ?? new MaterializedState<S, I>(this.definition as never, this.registry, { limits });
     this.ctx.indexes = this.m.indexes;
     const snapshotLsn = loaded?.header.lsn ?? 0;
     const replayStartMs = performance.now();
@@ -283,9 +284,11 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       MaterializedState.fromImage<S, I>(
         this.definition as never,
         this.registry,
-        limits,
         snapshot.payload,
         snapshot.header.lsn,
+        {
+          limits,
+        },
       ),
     );
     if (!loaded) return { loaded: undefined, fallbacks };

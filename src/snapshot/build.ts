@@ -1,12 +1,13 @@
 import * as path from 'node:path';
 import type { AnyEventDefs, StoreDefinition } from '../engine/definition.ts';
 import type { IdempotencyLimits } from '../engine/idempotency.ts';
-import { MaterializedState } from '../engine/materialized-state.ts';
+import { type FromImageOptions, MaterializedState } from '../engine/materialized-state.ts';
 import { compileDefinition } from '../engine/registry.ts';
 import { EngramError } from '../errors.ts';
 import { SEGMENT_HEADER_BYTES } from '../log/format.ts';
 import { type LogPosition, type ScanResult, scanLog } from '../log/reader.ts';
 import type { FileSystem } from '../storage/file-system.ts';
+import type { Pace } from '../util/pace.ts';
 import { loadNewestValid, pruneSnapshots, type SnapshotFallback } from './catalog.ts';
 import type { ReplayPacer } from './replay-pacer.ts';
 import { writeSnapshotFile } from './snapshot-file.ts';
@@ -211,7 +212,13 @@ export class Checkpointer {
       snapshotsDir(dataDir),
       (s) =>
         s.header.lsn <= targetLsn
-          ? MaterializedState.fromImage(definition, registry, limits, s.payload, s.header.lsn, pace)
+          ? MaterializedState.fromImage(
+              definition,
+              registry,
+              s.payload,
+              s.header.lsn,
+              unindexed(limits, pace),
+            )
           : undefined,
       pace,
     );
@@ -226,11 +233,16 @@ export class Checkpointer {
       this.fileOfState = { file, bytes: fileBytes, stateHash: header.stateHash };
       if (header.logPosition) this.position = { ...header.logPosition, lsn: header.lsn, chain: header.chain };
     } else {
-      this.state = new MaterializedState(definition, registry, limits);
+      this.state = new MaterializedState(definition, registry, unindexed(limits));
       this.baseLsn = 0;
       this.fileOfState = undefined;
     }
   }
+}
+
+/** A snapshot builder's copy is never read through indexes, and snapshots do not hold them. */
+function unindexed(limits: Partial<IdempotencyLimits>, pace?: Pace): FromImageOptions {
+  return { limits, pace, maintainIndexes: false };
 }
 
 /** The log position just past `lsn`, if the scan ended exactly there (it stops at the target LSN). */

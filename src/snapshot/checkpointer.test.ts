@@ -74,6 +74,36 @@ test('a checkpointer that fails drops its state and starts again from the snapsh
   await store.close();
 });
 
+test('a checkpointer neither builds nor maintains indexes, from the log or from a snapshot, and its snapshots restore them', async () => {
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, { dir, segmentBytesMax: 4096 });
+  const refuse = (): never => {
+    throw new Error('a snapshot builder touched the indexes');
+  };
+  // Same name, events and commands, so it reads this store's log and snapshots; its indexes throw.
+  const indexless = { ...bankDefinition, indexes: { build: refuse, onEvent: refuse } };
+  const builderFor = () =>
+    new Checkpointer({ fs: new NodeFileSystem(), dataDir: dir, definition: indexless as never, keep: 2 });
+  await deposits(store, 0, 200);
+  const first = await builderFor().snapshot(store.lsnDurable); // from the log alone
+  await deposits(store, 200, 100);
+  const all = store.readStale((state) => state.balances.get('acct0')!);
+  await store.execute('transfer', { from: 'acct0', to: 'acct1', amount: all }); // acct0 is now indexed as empty
+  const second = await builderFor().snapshot(store.lsnDurable); // loads the first snapshot, then replays
+  assert.deepEqual([second.baseLsn, second.stateHash], [first.lsn, store.stateHash()]);
+  const emptyAccounts = store.readStale((_state, indexes) => [...indexes.empty].sort());
+  assert.deepEqual(emptyAccounts, ['acct0']);
+  await store.close();
+
+  const reopened = await Store.open(bankDefinition, { dir });
+  assert.equal(reopened.recovery.snapshot?.lsn, second.lsn);
+  assert.deepEqual(
+    reopened.readStale((_state, indexes) => [...indexes.empty].sort()),
+    emptyAccounts,
+  );
+  await reopened.close();
+});
+
 test('a paced catch-up paces the snapshot load too, and loads the same state', async () => {
   const dir = await tempDir();
   const store = await Store.open(bankDefinition, { dir, segmentBytesMax: 1 << 20 });
