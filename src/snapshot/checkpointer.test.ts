@@ -2,31 +2,23 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { tempDirs } from '../../test/support/temp-dirs.ts';
 import { Store } from '../engine/store.ts';
-import { bankDefinition } from '../engine/testing/bank.ts';
+import { bankDefinition, deposits } from '../engine/testing/bank.ts';
 import type { EngramError } from '../errors.ts';
 import { fileMappingStatus } from '../storage/file-mapping.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
-import { Checkpointer } from './build.ts';
+import { Checkpointer, type CheckpointerOptions } from './build.ts';
 import { ReplayPacer } from './replay-pacer.ts';
 
 const tempDir = tempDirs('engram-checkpointer-');
 
-async function deposits(store: Store<any, any, any, any>, from: number, count: number): Promise<void> {
-  const pending = [];
-  for (let i = from; i < from + count; i++) {
-    pending.push(store.execute('deposit', { id: `d${i}`, account: `acct${i % 7}`, amount: 1 + (i % 13) }));
-  }
-  await Promise.all(pending);
-  await store.sync();
-}
-
-const checkpointerFor = (dir: string) =>
+const checkpointerFor = (dir: string, options: Partial<CheckpointerOptions> = {}) =>
   new Checkpointer({
     fs: new NodeFileSystem(),
     dataDir: dir,
     definition: bankDefinition as never,
     keep: 2,
     mapLastSegment: true,
+    ...options,
   });
 
 test('a checkpointer that follows the live log writes snapshots equal to the state at their LSN, replaying only what is new', async () => {
@@ -82,8 +74,7 @@ test('a checkpointer neither builds nor maintains indexes, from the log or from 
   };
   // Same name, events and commands, so it reads this store's log and snapshots; its indexes throw.
   const indexless = { ...bankDefinition, indexes: { build: refuse, onEvent: refuse } };
-  const builderFor = () =>
-    new Checkpointer({ fs: new NodeFileSystem(), dataDir: dir, definition: indexless as never, keep: 2 });
+  const builderFor = () => checkpointerFor(dir, { definition: indexless as never });
   await deposits(store, 0, 200);
   const first = await builderFor().snapshot(store.lsnDurable); // from the log alone
   await deposits(store, 200, 100);
@@ -112,14 +103,7 @@ test('a paced catch-up paces the snapshot load too, and loads the same state', a
 
   // A burst of 0 ms: the pacer sleeps at each clock read, so any pacing of the load shows as time slept.
   const pacer = new ReplayPacer(0.5, 0);
-  const resumed = new Checkpointer({
-    fs: new NodeFileSystem(),
-    dataDir: dir,
-    definition: bankDefinition as never,
-    keep: 2,
-    mapLastSegment: true,
-    pacer,
-  });
+  const resumed = checkpointerFor(dir, { pacer });
   await resumed.catchUp(written.lsn, { paced: true }); // exactly the snapshot's LSN: nothing to replay
   assert.equal(resumed.lsnApplied, written.lsn);
   assert.ok(pacer.sleptMs > 0, 'the load itself slept');

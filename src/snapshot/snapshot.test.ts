@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { tempDirs } from '../../test/support/temp-dirs.ts';
 import { Store } from '../engine/store.ts';
-import { bankDefinition } from '../engine/testing/bank.ts';
+import { bankDefinition, deposits } from '../engine/testing/bank.ts';
 import type { EngramError } from '../errors.ts';
 import { crc32c } from '../log/crc32c.ts';
 import { fileMappingStatus } from '../storage/file-mapping.ts';
@@ -14,14 +14,6 @@ import { SNAPSHOT_CHUNK_BYTES_MAX } from './format.ts';
 import { encodeSnapshotHeader, readSnapshotFile, writeSnapshotFile } from './snapshot-file.ts';
 
 const tempDir = tempDirs('engram-snap-');
-
-async function deposits(store: Store<any, any, any, any>, from: number, count: number): Promise<void> {
-  const pending = [];
-  for (let i = from; i < from + count; i++) {
-    pending.push(store.execute('deposit', { id: `d${i}`, account: `acct${i % 7}`, amount: 1 + (i % 13) }));
-  }
-  await Promise.all(pending);
-}
 
 const snapshotFiles = async (dir: string) =>
   (await readdir(path.join(dir, 'snapshots'))).filter((n) => n.endsWith('.snap')).sort();

@@ -76,3 +76,19 @@ export const bankDefinition = defineStore({
     },
   },
 });
+
+/** What the deposit helper needs of a store (structural: this module is also a worker's definition). */
+interface DepositTarget {
+  execute(command: 'deposit', input: { id: string; account: string; amount: number }): Promise<unknown>;
+  sync(): Promise<unknown>;
+}
+
+/** Deposits `d<from>`..`d<from + count - 1>` over seven accounts, all in flight at once, then syncs. */
+export async function deposits(store: DepositTarget, from: number, count: number): Promise<void> {
+  const pending = [];
+  for (let i = from; i < from + count; i++) {
+    pending.push(store.execute('deposit', { id: `d${i}`, account: `acct${i % 7}`, amount: 1 + (i % 13) }));
+  }
+  await Promise.all(pending);
+  await store.sync();
+}
