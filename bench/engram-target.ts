@@ -14,9 +14,11 @@ export interface ReservationRequest {
   amountCents: number;
 }
 
+type Outcome = { status: string; sequence?: number };
+
 export interface EngramTarget {
   name: string;
-  submit(request: ReservationRequest): Promise<{ status: string; sequence?: number }>;
+  submit(request: ReservationRequest): Promise<Outcome>;
   /**
    * Group commits and records since the last call (then reset), and how long each group's write took to
    * become durable (O_DSYNC write or write + fdatasync: what the log itself met on the disk).
@@ -53,19 +55,27 @@ export async function openEngramTarget(
   for (let i = 0; i < credits.length; i += 8190)
     await store.executeMany('credit', credits.slice(i, i + 8190));
   await store.sync();
+  // At the memory ack point nothing waits for the disk, so a producer faster than the disk meets
+  // backpressure; a well-behaved client waits the advised time and retries. The common path adds only a
+  // `.catch` to the store's promise, as a peer's submit returns its library's: an async wrapper with an
+  // await cost 4.5-5.9% of the disk throughput here (three alternating pairs).
+  const retryOverloaded = async (first: unknown, request: ReservationRequest): Promise<Outcome> => {
+    let error = first;
+    for (;;) {
+      if (!(error instanceof OverloadedError)) throw error;
+      const delayMs = error.retryAfterMs;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      try {
+        return await store.execute('reserve', request);
+      } catch (next) {
+        error = next;
+      }
+    }
+  };
   return {
     name: `engram (${ackPoint})`,
-    async submit(request) {
-      // At the memory ack point nothing waits for the disk, so a producer faster than the disk meets
-      // backpressure; a well-behaved client waits the advised time and retries.
-      for (;;) {
-        try {
-          return await store.execute('reserve', request);
-        } catch (error) {
-          if (!(error instanceof OverloadedError)) throw error;
-          await new Promise((resolve) => setTimeout(resolve, error.retryAfterMs));
-        }
-      }
+    submit(request) {
+      return store.execute('reserve', request).catch((error) => retryOverloaded(error, request));
     },
     takeFlushStats() {
       const now = performance.now();
