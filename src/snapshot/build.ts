@@ -7,6 +7,7 @@ import { EngramError } from '../errors.ts';
 import { SEGMENT_HEADER_BYTES } from '../log/format.ts';
 import { type LogPosition, type ScanResult, scanLog } from '../log/reader.ts';
 import type { FileSystem } from '../storage/file-system.ts';
+import { ReusedMapping } from '../storage/reused-mapping.ts';
 import type { Pace } from '../util/pace.ts';
 import { loadNewestValid, pruneSnapshots, type SnapshotFallback } from './catalog.ts';
 import type { ReplayPacer } from './replay-pacer.ts';
@@ -83,8 +84,17 @@ export class Checkpointer {
   private position: LogPosition | undefined;
   private replayedSinceSnapshot = 0;
   private queue: Promise<unknown> = Promise.resolve();
+  /** A follower's log segments: the one being written is mapped once, not on every catch-up. */
+  private readonly segments: ReusedMapping | undefined;
 
-  constructor(private readonly options: CheckpointerOptions) {}
+  constructor(private readonly options: CheckpointerOptions) {
+    if (options.mapLastSegment) this.segments = new ReusedMapping(options.fs);
+  }
+
+  /** How often the follower mapped a log segment afresh and how often it reused a mapping. */
+  get segmentMappings(): { mapped: number; reused: number } {
+    return { ...(this.segments?.counts ?? { mapped: 0, reused: 0 }) };
+  }
 
   /** LSN the kept state has reached (0 before the first call). */
   get lsnApplied(): number {
@@ -148,6 +158,7 @@ export class Checkpointer {
   private serially<T>(work: () => Promise<T>): Promise<T> {
     const run = this.queue.then(work).catch((error: unknown) => {
       this.state = undefined;
+      this.segments?.release();
       throw error;
     });
     this.queue = run.catch(() => undefined);
@@ -168,8 +179,9 @@ export class Checkpointer {
     }
     let replayed = 0;
     const afterLsn = state.lsnApplied;
+    await this.segments?.revalidate();
     pacer?.begin();
-    const scan = await scanLog(fs, walDir(dataDir), {
+    const scan = await scanLog(this.segments?.fs ?? fs, walDir(dataDir), {
       afterLsn,
       untilLsn: targetLsn,
       resumeAt: this.position,

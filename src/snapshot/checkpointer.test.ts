@@ -1,15 +1,19 @@
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
 import { test } from 'node:test';
 import { tempDirs } from '../../test/support/temp-dirs.ts';
 import { Store } from '../engine/store.ts';
 import { bankDefinition, deposits } from '../engine/testing/bank.ts';
 import type { EngramError } from '../errors.ts';
+import { parseSegmentName } from '../log/format.ts';
 import { fileMappingStatus } from '../storage/file-mapping.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
-import { Checkpointer, type CheckpointerOptions } from './build.ts';
+import { Checkpointer, type CheckpointerOptions, walDir } from './build.ts';
 import { ReplayPacer } from './replay-pacer.ts';
 
 const tempDir = tempDirs('engram-checkpointer-');
+const segmentsIn = async (dir: string) =>
+  (await readdir(walDir(dir))).filter((name) => parseSegmentName(name) !== undefined).length;
 
 const checkpointerFor = (dir: string, options: Partial<CheckpointerOptions> = {}) =>
   new Checkpointer({
@@ -46,6 +50,40 @@ test('a checkpointer that follows the live log writes snapshots equal to the sta
   assert.equal(reopened.recovery.snapshot?.lsn, second.lsn);
   assert.equal(reopened.stateHash(), second.stateHash);
   await reopened.close();
+});
+
+test('a following checkpointer maps the segment being written once, and maps it again when its size changes', {
+  skip: !fileMappingStatus().available && 'files cannot be mapped here',
+}, async () => {
+  for (const preallocateSegments of [true, false]) {
+    const dir = await tempDir();
+    const store = await Store.open(bankDefinition, { dir, segmentBytesMax: 1 << 20, preallocateSegments });
+    let deposited = 0;
+    // A new log's first segment is appended to; the log moves to a preallocated one once a spare is ready.
+    while (preallocateSegments && (await segmentsIn(dir)) < 2 && deposited < 1000) {
+      await deposits(store, deposited++, 1);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const checkpointer = checkpointerFor(dir);
+    try {
+      for (let round = 0; round < 4; round++) {
+        await deposits(store, deposited, 50); // written after the last catch-up mapped the segment
+        deposited += 50;
+        await checkpointer.catchUp(store.lsnDurable);
+        assert.equal(checkpointer.lsnApplied, store.lsnDurable);
+      }
+      const written = await checkpointer.snapshot(store.lsnDurable);
+      assert.equal(written.stateHash, store.stateHash(), `preallocated: ${preallocateSegments}`);
+      const { mapped, reused } = checkpointer.segmentMappings;
+      // A preallocated segment keeps its size, so the first mapping sees every later write; an appended one
+      // grows with each group, and a mapping of its old size would miss the new records.
+      // (The first catch-up maps the sealed first segment too.)
+      if (preallocateSegments) assert.deepEqual([mapped, reused], [2, 3]);
+      else assert.deepEqual([mapped, reused], [4, 0]);
+    } finally {
+      await store.close(); // a failed assertion must not leave the store's timers holding the process
+    }
+  }
 });
 
 test('a checkpointer that fails drops its state and starts again from the snapshots on disk', async () => {
