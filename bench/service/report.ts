@@ -45,6 +45,7 @@ export function openRow(target: string, r: Measured): Row {
       : '',
     r.errors > 0 ? `${int(r.errors)} errors, e.g. ${r.errorSample}` : '',
     r.connectionsLost > 0 ? `${r.connectionsLost} connections lost: ${r.errorSample}` : '',
+    `from the actual send p99 ${ms(r.serviceTime.p99Ms)} ms`,
     `sent after due time p99 ${ms(r.sendLag.p99Ms)} ms, of it the generator's own lateness p99 ${ms(r.generatorLag.p99Ms)} ms`,
     cpuNote(r.cpu, 'generator'),
   ];

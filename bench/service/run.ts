@@ -489,6 +489,7 @@ class ServiceBench {
       f[`${key}_p50_ms_at_${label}`] = r.latency.p50Ms;
       f[`${key}_p99_ms_at_${label}`] = r.latency.p99Ms;
       f[`${key}_p999_ms_at_${label}`] = r.latency.p999Ms;
+      f[`${key}_service_p99_ms_at_${label}`] = r.serviceTime.p99Ms;
       f[`${key}_achieved_per_s_at_${label}`] = Math.round(r.achievedPerS);
       if (isOverloaded(r)) f[`${key}_overloaded_at_${label}`] = 1;
       if (r.errors + r.connectionsLost > 0) f[`${key}_errors_at_${label}`] = r.errors + r.connectionsLost;
