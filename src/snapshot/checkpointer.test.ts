@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
 import { test } from 'node:test';
 import { tempDirs } from '../../test/support/temp-dirs.ts';
 import { Store } from '../engine/store.ts';
 import { bankDefinition, deposits } from '../engine/testing/bank.ts';
 import type { EngramError } from '../errors.ts';
-import { parseSegmentName } from '../log/format.ts';
+import { listSegments } from '../log/reader.ts';
 import { fileMappingStatus } from '../storage/file-mapping.ts';
 import { NodeFileSystem } from '../storage/node-file-system.ts';
 import { Checkpointer, type CheckpointerOptions, walDir } from './build.ts';
 import { ReplayPacer } from './replay-pacer.ts';
 
 const tempDir = tempDirs('engram-checkpointer-');
-const segmentsIn = async (dir: string) =>
-  (await readdir(walDir(dir))).filter((name) => parseSegmentName(name) !== undefined).length;
+const segmentsIn = async (dir: string) => (await listSegments(new NodeFileSystem(), walDir(dir))).length;
 
 const checkpointerFor = (dir: string, options: Partial<CheckpointerOptions> = {}) =>
   new Checkpointer({

@@ -11,10 +11,9 @@ import type { FileSystem } from './file-system.ts';
  */
 export class ReusedMapping {
   private kept: { path: string; bytes: Uint8Array } | undefined;
-  private valid = false;
   /** Mappings made and mappings handed out again, for tests and figures. */
   readonly counts = { mapped: 0, reused: 0 };
-  /** `inner`, except that `mapImmutableFile` reuses the kept mapping of the same path while valid. */
+  /** `inner`, except that `mapImmutableFile` reuses the kept mapping of the same path. */
   readonly fs: FileSystem;
 
   constructor(private readonly inner: FileSystem) {
@@ -36,8 +35,8 @@ export class ReusedMapping {
 
   /** Before each use: keeps the mapping only if its file is still there, at the size it was mapped at. */
   async revalidate(): Promise<void> {
-    this.valid = false;
     const kept = this.kept;
+    this.kept = undefined;
     if (!kept) return;
     let size = -1;
     try {
@@ -50,21 +49,19 @@ export class ReusedMapping {
     } catch {
       // Gone (compacted away) or unreadable: map afresh, and let that report what is wrong.
     }
-    if (size === kept.bytes.byteLength) this.valid = true;
-    else this.kept = undefined;
+    if (size === kept.bytes.byteLength) this.kept = kept;
   }
 
   /** Lets go of the kept mapping (it is unmapped once nothing else references it). */
   release(): void {
     this.kept = undefined;
-    this.valid = false;
   }
 
   private map(
     path: string,
     mapImmutableFile: (path: string) => Uint8Array | undefined,
   ): Uint8Array | undefined {
-    if (this.valid && this.kept?.path === path) {
+    if (this.kept?.path === path) {
       this.counts.reused++;
       return this.kept.bytes;
     }
@@ -72,7 +69,6 @@ export class ReusedMapping {
     if (bytes === undefined) return undefined;
     this.counts.mapped++;
     this.kept = { path, bytes };
-    this.valid = true;
     return bytes;
   }
 }
