@@ -47,6 +47,9 @@ export function zeroFillPaced(
   );
 }
 
+/** The shortest pause worth a timer: below it, pauses are owed and taken together later. */
+const MIN_PAUSE_MS = 1;
+
 async function paced(
   start: number,
   end: number,
@@ -55,12 +58,21 @@ async function paced(
   signal: AbortSignal | undefined,
   write: (offset: number, length: number) => Promise<void>,
 ): Promise<boolean> {
+  // Pauses owed, in ms. A timer cannot sleep less than ~1 ms, so pieces that take less than that (a 128 KiB
+  // write often does here) run up a debt that is slept off once it reaches a timer's worth; skipping their
+  // pauses instead left the background writer a whole disk's time, not the share its caller asked for.
+  let owedMs = 0;
   for (let offset = start; offset < end; offset += pieceBytes) {
     if (signal?.aborted) return false;
     const startMs = performance.now();
     await write(offset, Math.min(pieceBytes, end - offset));
-    const tookMs = performance.now() - startMs;
-    if (tookMs >= 1) await pause(tookMs * pauseFactor, signal);
+    const endMs = performance.now();
+    owedMs += (endMs - startMs) * pauseFactor;
+    if (owedMs >= MIN_PAUSE_MS) {
+      await pause(owedMs, signal);
+      // A timer oversleeps; what it overslept counts as paused, up to the debt it was paying off.
+      owedMs = Math.max(0, owedMs - (performance.now() - endMs));
+    }
   }
   return !signal?.aborted;
 }
