@@ -67,6 +67,27 @@ export interface FileSystem {
   mayBeMapped?(path: string): Promise<boolean>;
 }
 
+/**
+ * `inner` with some of its calls replaced: every call not in `overrides` goes to `inner` as it is, so a
+ * wrapper (a mapping cache, a test's call log) names only what it changes.
+ */
+export function forwardingFileSystem(inner: FileSystem, overrides: Partial<FileSystem>): FileSystem {
+  return {
+    supportsSyncWrites: inner.supportsSyncWrites,
+    open: (path, mode, options) => inner.open(path, mode, options),
+    list: (dir) => inner.list(dir),
+    mkdirp: (dir) => inner.mkdirp(dir),
+    rename: (from, to) => inner.rename(from, to),
+    unlink: (path) => inner.unlink(path),
+    syncDir: (dir) => inner.syncDir(dir),
+    exists: (path) => inner.exists(path),
+    readFile: (path) => inner.readFile(path),
+    mapImmutableFile: inner.mapImmutableFile && ((path) => inner.mapImmutableFile!(path)),
+    mayBeMapped: inner.mayBeMapped && ((path) => inner.mayBeMapped!(path)),
+    ...overrides,
+  };
+}
+
 /** The error code of a Node-style I/O error, if any (`EIO`, `ENOSPC`, `ENOENT`...). */
 export function ioErrorCode(error: unknown): string | undefined {
   if (error && typeof error === 'object' && 'code' in error && typeof error.code === 'string')

@@ -1,4 +1,4 @@
-import type { FileSystem } from './file-system.ts';
+import { type FileSystem, forwardingFileSystem } from './file-system.ts';
 
 /**
  * A file system whose mappings are kept and handed out again: for a follower that maps the log's last
@@ -18,19 +18,9 @@ export class ReusedMapping {
 
   constructor(private readonly inner: FileSystem) {
     const mapImmutableFile = inner.mapImmutableFile?.bind(inner);
-    this.fs = {
-      supportsSyncWrites: inner.supportsSyncWrites,
-      open: (path, mode, options) => inner.open(path, mode, options),
-      list: (dir) => inner.list(dir),
-      mkdirp: (dir) => inner.mkdirp(dir),
-      rename: (from, to) => inner.rename(from, to),
-      unlink: (path) => inner.unlink(path),
-      syncDir: (dir) => inner.syncDir(dir),
-      exists: (path) => inner.exists(path),
-      readFile: (path) => inner.readFile(path),
+    this.fs = forwardingFileSystem(inner, {
       mapImmutableFile: mapImmutableFile && ((path) => this.map(path, mapImmutableFile)),
-      mayBeMapped: inner.mayBeMapped && ((path) => inner.mayBeMapped!(path)),
-    };
+    });
   }
 
   /** Before each use: keeps the mapping only if its file is still there, at the size it was mapped at. */

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Store } from '../../src/engine/store.ts';
 import { bankDefinition } from '../../src/engine/testing/bank.ts';
-import type { FileSystem } from '../../src/storage/file-system.ts';
+import { type FileSystem, forwardingFileSystem } from '../../src/storage/file-system.ts';
 import { SimFileSystem } from '../../src/storage/sim-file-system.ts';
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -30,8 +30,7 @@ function countingFileSystem(fs: FileSystem): { fs: FileSystem; calls: string[]; 
     if (counting.on) calls.push(what);
     return call();
   };
-  const wrapped: FileSystem = {
-    supportsSyncWrites: fs.supportsSyncWrites,
+  const wrapped = forwardingFileSystem(fs, {
     open: async (file, mode, options) => {
       const handle = await note(`open ${file} ${mode}`, () => fs.open(file, mode, options));
       return {
@@ -43,14 +42,10 @@ function countingFileSystem(fs: FileSystem): { fs: FileSystem; calls: string[]; 
         close: () => handle.close(),
       };
     },
-    list: (dir) => fs.list(dir),
-    mkdirp: (dir) => fs.mkdirp(dir),
     rename: (from, to) => note(`rename ${from}`, () => fs.rename(from, to)),
     unlink: (file) => note(`unlink ${file}`, () => fs.unlink(file)),
     syncDir: (dir) => note(`syncDir ${dir}`, () => fs.syncDir(dir)),
-    exists: (file) => fs.exists(file),
-    readFile: (file) => fs.readFile(file),
-  };
+  });
   return { fs: wrapped, calls, counting };
 }
 
