@@ -7,8 +7,12 @@ import { type ChildProcess, fork } from 'node:child_process';
 import type { LoadJob, LoadResult } from './loadgen.ts';
 import { onCleanup } from './processes.ts';
 
-function forkTracked(name: string, file: string): { child: ChildProcess; stop: () => void } {
-  const child = fork(new URL(file, import.meta.url).pathname, [], {
+function forkTracked(
+  name: string,
+  file: string,
+  args: string[] = [],
+): { child: ChildProcess; stop: () => void } {
+  const child = fork(new URL(file, import.meta.url).pathname, args, {
     execArgv: process.execArgv,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -85,8 +89,14 @@ export class LoadGenerator {
   }
 }
 
-export async function startNoopServer(): Promise<{ port: number; pid: number; stop: () => void }> {
-  const { child, stop } = forkTracked('no-op server', './noop-server.ts');
+/**
+ * The no-op server (noop-server.ts): `net` answers on raw sockets (the generators' ceiling), `http` through
+ * Node's HTTP server (the ceiling of the layer balance-gate's routes sit on).
+ */
+export async function startNoopServer(
+  flavour: 'net' | 'http' = 'net',
+): Promise<{ port: number; pid: number; stop: () => void }> {
+  const { child, stop } = forkTracked(`no-op ${flavour} server`, './noop-server.ts', [flavour]);
   const { port } = await firstMessage<{ port: number }>(child, 'no-op server');
   return { port, pid: child.pid!, stop };
 }

@@ -249,6 +249,9 @@ class ServiceBench {
       others.reduce((a, b) => a + b, 0) / Math.max(1, others.length),
     );
     f.other_processes_cpu_pct_max = Math.round(Math.max(0, ...others));
+    // wrk against both: the gate's single-reservation route as a share of the bare HTTP layer's ceiling.
+    if (f.gate_ops_per_s_c_tool > 0 && f.node_http_noop_wrk_req_per_s > 0)
+      f.gate_wrk_vs_node_http_noop = f.gate_ops_per_s_c_tool / f.node_http_noop_wrk_req_per_s;
     f.targets_failed = this.failures.length;
     f.elapsed_s = Math.round((Date.now() - this.startedMs) / 1000);
     const plan = this.plan;
@@ -397,6 +400,20 @@ class ServiceBench {
       );
     } finally {
       noop.stop();
+    }
+    // The same canned answer through node:http, which balance-gate's hot routes sit on: that layer's own
+    // ceiling on these cores, so each run shows how much of the gate's figure is the HTTP server itself.
+    const http = await startNoopServer('http');
+    this.targetPid = http.pid;
+    try {
+      const { value: wrk, cpu } = await this.observe(() => this.wrk(http.port));
+      this.rows.push(toolRow('no-op node:http', wrk, cpu));
+      f.node_http_noop_wrk_req_per_s = Math.round(wrk.opsPerS);
+      log(
+        `  node:http no-op server: wrk ${int(wrk.opsPerS)} req/s at ${Math.round(cpu.targetPct)}% of a core`,
+      );
+    } finally {
+      http.stop();
     }
   }
 
