@@ -96,7 +96,8 @@ export class LoadGenerator {
 export async function startNoopServer(
   flavour: 'net' | 'http' = 'net',
 ): Promise<{ port: number; pid: number; stop: () => void }> {
-  const { child, stop } = forkTracked(`no-op ${flavour} server`, './noop-server.ts', [flavour]);
-  const { port } = await firstMessage<{ port: number }>(child, 'no-op server');
+  const name = `no-op ${flavour} server`;
+  const { child, stop } = forkTracked(name, './noop-server.ts', [flavour]);
+  const { port } = await firstMessage<{ port: number }>(child, name);
   return { port, pid: child.pid!, stop };
 }

@@ -42,7 +42,7 @@ function rawServer(): Server {
 }
 
 function httpServer(): Server {
-  const server = createHttpServer({ noDelay: true, keepAliveTimeout: 72_000 }, (request, response) => {
+  return createHttpServer({ noDelay: true, keepAliveTimeout: 72_000 }, (request, response) => {
     // The body is read (as balance-gate's routes read it) and dropped.
     request.on('data', () => undefined);
     request.on('end', () => {
@@ -50,7 +50,6 @@ function httpServer(): Server {
       response.end(BODY);
     });
   });
-  return server;
 }
 
 const flavour = process.argv[2] ?? 'net';
