@@ -88,23 +88,14 @@ test('a retry gets the recorded decision byte for byte, even after the balance c
   });
   const rejected = await store.execute('reserve', { reservationId: 'r2', merchantId: 'm1', amountCents: 60 });
   await store.execute('credit', { merchantId: 'm1', transferId: 't2', amountCents: 1000 });
-  assert.equal(
-    JSON.stringify(
-      await store.execute('reserve', {
-        reservationId: 'r1',
-        merchantId: 'm1',
-        amountCents: 60,
-        ttlMs: 60_000,
-      }),
-    ),
-    JSON.stringify(held),
-  );
-  assert.equal(
-    JSON.stringify(
-      await store.execute('reserve', { reservationId: 'r2', merchantId: 'm1', amountCents: 60 }),
-    ),
-    JSON.stringify(rejected),
-  );
+  // A retry (same id, same body) answers exactly as the first request did, before and after a restart.
+  const expectRecordedAnswers = async (s: typeof store) => {
+    const retryHeld = { reservationId: 'r1', merchantId: 'm1', amountCents: 60, ttlMs: 60_000 };
+    assert.equal(JSON.stringify(await s.execute('reserve', retryHeld)), JSON.stringify(held));
+    const retryRejected = { reservationId: 'r2', merchantId: 'm1', amountCents: 60 };
+    assert.equal(JSON.stringify(await s.execute('reserve', retryRejected)), JSON.stringify(rejected));
+  };
+  await expectRecordedAnswers(store);
   await assert.rejects(
     store.execute('reserve', { reservationId: 'r1', merchantId: 'm1', amountCents: 61, ttlMs: 60_000 }),
     (e: CommandRejected) => e.code === 'idempotency_conflict',
@@ -116,23 +107,7 @@ test('a retry gets the recorded decision byte for byte, even after the balance c
   const lsn = store.lsnApplied;
   await store.close();
   const reopened = await Store.open(balanceGateDefinition, { dir });
-  assert.equal(
-    JSON.stringify(
-      await reopened.execute('reserve', {
-        reservationId: 'r1',
-        merchantId: 'm1',
-        amountCents: 60,
-        ttlMs: 60_000,
-      }),
-    ),
-    JSON.stringify(held),
-  );
-  assert.equal(
-    JSON.stringify(
-      await reopened.execute('reserve', { reservationId: 'r2', merchantId: 'm1', amountCents: 60 }),
-    ),
-    JSON.stringify(rejected),
-  );
+  await expectRecordedAnswers(reopened);
   assert.equal(reopened.lsnApplied, lsn, 'retries record nothing');
   await reopened.close();
 });
