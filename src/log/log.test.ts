@@ -11,7 +11,7 @@ import { NodeFileSystem } from '../storage/node-file-system.ts';
 import type { FlushPolicy } from './flush-policy.ts';
 import { alignUp, COMMIT_MARKER_TYPE, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES } from './format.ts';
 import { chainStep, encodeSegmentHeader, parseFrame, sealFrame } from './frame.ts';
-import { openLog } from './log.ts';
+import { type OpenLogOptions, openLog } from './log.ts';
 import { scanLog } from './reader.ts';
 
 const fs = new NodeFileSystem();
@@ -22,6 +22,19 @@ interface Written {
   payload: string;
 }
 
+/** openLog on `dir` with these tests' defaults (node:fs, immediate flushes, 1 MiB segments, no-op callbacks). */
+function openTestLog(dir: string, options: Partial<OpenLogOptions> = {}) {
+  return openLog({
+    fs,
+    dir,
+    policy: { kind: 'immediate' },
+    segmentBytesMax: 1 << 20,
+    onRecord: () => {},
+    writer: { onDurable: () => {}, onFailure: () => {} },
+    ...options,
+  });
+}
+
 /** Appends `groups` groups of records (each group one flush) and returns what was written. */
 async function writeLog(
   dir: string,
@@ -29,16 +42,8 @@ async function writeLog(
   options: { segmentBytesMax?: number; policy?: FlushPolicy } = {},
 ): Promise<Written[]> {
   const written: Written[] = [];
-  const { writer } = await openLog({
-    fs,
-    dir,
-    policy: options.policy ?? { kind: 'immediate' },
-    segmentBytesMax: options.segmentBytesMax ?? 1024 * 1024,
-    // One plain segment, as these torn-tail tests damage it (preallocation.test.ts covers zero tails).
-    preallocate: false,
-    onRecord: () => {},
-    writer: { onDurable: () => {}, onFailure: () => {} },
-  });
+  // One plain segment, as these torn-tail tests damage it (preallocation.test.ts covers zero tails).
+  const { writer } = await openTestLog(dir, { ...options, preallocate: false });
   const base = writer.nextLsn;
   for (const size of groups) {
     for (let i = 0; i < size; i++) {
@@ -135,14 +140,7 @@ test('a torn tail at any offset inside the last group is cut back to the last co
   }
   // openLog actually truncates, and appends continue after the cut.
   await writeFile(file, full.subarray(0, full.length - 5));
-  const { writer, truncated } = await openLog({
-    fs,
-    dir,
-    policy: { kind: 'immediate' },
-    segmentBytesMax: 1 << 20,
-    onRecord: () => {},
-    writer: { onDurable: () => {}, onFailure: () => {} },
-  });
+  const { writer, truncated } = await openTestLog(dir);
   assert.equal(truncated.length, 1);
   assert.equal(truncated[0].offset, firstGroupEnd);
   assert.equal(truncated[0].uncommittedRecords, 4);
@@ -269,14 +267,7 @@ test('a flipped bit in a final-group frame whose bytes past a sector boundary ar
   await writeLog(dir, [3]);
   const committed = (await scanLog(fs, dir, {})).segments[0].committedBytes;
   const boundary = Math.ceil((committed + FRAME_HEADER_BYTES + 8) / 512) * 512;
-  const { writer } = await openLog({
-    fs,
-    dir,
-    policy: { kind: 'immediate' },
-    segmentBytesMax: 1024 * 1024,
-    onRecord: () => {},
-    writer: { onDurable: () => {}, onFailure: () => {} },
-  });
+  const { writer } = await openTestLog(dir);
   writer.beginRecord(7, 1, 0).raw(Buffer.alloc(boundary + 16 - committed - FRAME_HEADER_BYTES));
   writer.endRecord();
   for (let i = 0; i < 3; i++) {
@@ -325,14 +316,7 @@ test('an interrupted segment creation (header-only, torn) is removed on open', a
   const written = await writeLog(dir, [5]);
   const next = path.join(dir, `wal-${String(6).padStart(20, '0')}.log`);
   await writeFile(next, Buffer.from('ENGRAM'));
-  const { writer, truncated } = await openLog({
-    fs,
-    dir,
-    policy: { kind: 'immediate' },
-    segmentBytesMax: 1 << 20,
-    onRecord: () => {},
-    writer: { onDurable: () => {}, onFailure: () => {} },
-  });
+  const { writer, truncated } = await openTestLog(dir);
   assert.equal(truncated[0].deleteFile, true);
   await writer.close();
   assert.deepEqual(await readAll(dir), written);
@@ -378,14 +362,7 @@ test('truncate helper sanity: a zero-length segment file is an interrupted creat
 
 test('records buffered while a flush rolls the segment over start the new segment (named by their first LSN)', async () => {
   const dir = await tempDir();
-  const { writer } = await openLog({
-    fs,
-    dir,
-    policy: { kind: 'immediate' },
-    segmentBytesMax: 4096,
-    onRecord: () => {},
-    writer: { onDurable: () => {}, onFailure: () => {} },
-  });
+  const { writer } = await openTestLog(dir, { segmentBytesMax: 4096 });
   // One synchronous burst: the first 64 KiB go to disk eagerly while the rest is still being buffered.
   for (let i = 0; i < 3000; i++) {
     writer.beginRecord(7, 1, 0).string(`burst-${i}-${'y'.repeat(i % 50)}`);
