@@ -176,17 +176,7 @@ test('a flipped bit in a committed group followed by later groups is corruption 
     return true;
   });
   const before = await readFile(file);
-  await assert.rejects(
-    openLog({
-      fs,
-      dir,
-      policy: { kind: 'immediate' },
-      segmentBytesMax: 1 << 20,
-      onRecord: () => {},
-      writer: { onDurable: () => {}, onFailure: () => {} },
-    }),
-    (e: EngramError) => e.code === 'corruption',
-  );
+  await assert.rejects(openTestLog(dir), (e: EngramError) => e.code === 'corruption');
   assert.deepEqual(await readFile(file), before, 'a refused open changes nothing');
 });
 
@@ -331,12 +321,8 @@ test('the batch policy groups records up to its delay; the interval policy flush
     const dir = await tempDir();
     let flushes = 0;
     let durable = 0;
-    const { writer } = await openLog({
-      fs,
-      dir,
+    const { writer } = await openTestLog(dir, {
       policy,
-      segmentBytesMax: 1 << 20,
-      onRecord: () => {},
       writer: { onDurable: (lsn) => (durable = lsn), onFailure: () => {}, onFlush: () => flushes++ },
     });
     for (let i = 0; i < 10; i++) {
