@@ -19,6 +19,7 @@ export {
 export { hashState } from './engine/state-hash.ts';
 export {
   type BatchItemResult,
+  type BatchSink,
   type CommandOutcome,
   type ExecuteOptions,
   type RecoveryReport,

@@ -1,7 +1,7 @@
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import type { Store } from '../../src/engine/store.ts';
-import { type ErrorLog, toHttpError } from '../../src/server/errors.ts';
+import { type ErrorBody, type ErrorLog, toHttpError } from '../../src/server/errors.ts';
 import { addHealthRoutes } from '../../src/server/health.ts';
 import type { HttpMetrics } from '../../src/server/http-metrics.ts';
 import { JSON_CONTENT_TYPE } from '../../src/server/json-errors.ts';
@@ -16,7 +16,7 @@ import type {
   ReserveCommand,
 } from './domain.ts';
 import { merchantView, STATUS_NAMES } from './domain.ts';
-import { type BatchItemResult, batchResultsBody, reservationResultJson } from './responses.ts';
+import { BatchAnswer, reservationResultJson } from './responses.ts';
 import {
   BATCH_BODY_BYTES_MAX,
   BODY_BYTES_MAX,
@@ -93,7 +93,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
         run: (body) => {
           const store = options.store() as GateStore;
           // parseFast gives the commands (an array); a validated body is an object with `items`.
-          if (Array.isArray(body)) return decideBatch(store, body, new Array(body.length));
+          if (Array.isArray(body)) return decideBatch(store, body);
           return runBatch(store, itemValidator, (body as { items: unknown[] }).items);
         },
       },
@@ -206,12 +206,8 @@ const reservationAnswer = () => reservationResultJson as (data: unknown) => stri
  * A validated batch body's items: each valid one becomes a command, decided in order under one
  * acknowledgement; an invalid one is answered with its own error.
  */
-async function runBatch(
-  store: GateStore,
-  itemValidator: ValidateFunction,
-  items: unknown[],
-): Promise<Buffer> {
-  const results: BatchItemResult[] = new Array(items.length);
+function runBatch(store: GateStore, itemValidator: ValidateFunction, items: unknown[]): Promise<Buffer> {
+  const invalid: (ErrorBody | undefined)[] = new Array(items.length);
   const valid: ReserveCommand[] = [];
   const slots: number[] = [];
   for (let i = 0; i < items.length; i++) {
@@ -220,31 +216,49 @@ async function runBatch(
       slots.push(i);
     } else {
       const issue = itemValidator.errors?.[0];
-      results[i] = {
+      invalid[i] = {
         error: 'invalid_input',
         message: `items[${i}]${issue?.instancePath ?? ''} ${issue?.message ?? 'is invalid'}; ${CONTRACT_HINT}`,
       };
     }
   }
-  return decideBatch(store, valid, results, slots);
+  return decideBatch(store, valid, { invalid, slots });
 }
 
 /**
- * Decides `commands` in order under one acknowledgement; the outcome of command k is answered at
- * `results[slots[k]]` (at `results[k]` without slots). An item's rejection is its own.
+ * Decides `commands` in order under one acknowledgement and answers once it is reached. Each outcome is
+ * written into the answer as soon as it is decided (an item's rejection is its own), so a batch of 8190
+ * waits for the disk as one buffer, not as 8190 results. With `refused`, command k answers item
+ * `slots[k]` and the items between hold their errors (invalid input, never decided).
  */
 async function decideBatch(
   store: GateStore,
   commands: ReserveCommand[],
-  results: BatchItemResult[],
-  slots?: readonly number[],
+  refused?: { invalid: readonly (ErrorBody | undefined)[]; slots: readonly number[] },
 ): Promise<Buffer> {
-  const decided = commands.length > 0 ? await store.executeMany('reserve', commands) : [];
-  for (let k = 0; k < decided.length; k++) {
-    const outcome = decided[k];
-    results[slots ? slots[k] : k] = outcome.ok ? outcome.result : toHttpError(outcome.error).body;
-  }
-  return batchResultsBody(results);
+  const total = refused ? refused.invalid.length : commands.length;
+  const answer = new BatchAnswer(total);
+  let next = 0;
+  const answerUpTo = (item: number) => {
+    for (; next < item; next++) answer.add(refused?.invalid[next] as ErrorBody);
+  };
+  const place = (k: number) => {
+    if (refused) answerUpTo(refused.slots[k]);
+    next++;
+  };
+  if (commands.length > 0)
+    await store.executeEach('reserve', commands, {
+      decided: (result, k) => {
+        place(k);
+        answer.add(result);
+      },
+      refused: (error, k) => {
+        place(k);
+        answer.add(toHttpError(error).body);
+      },
+    });
+  answerUpTo(total);
+  return answer.finish();
 }
 
 function toReserve(body: ReservationBody): ReserveCommand {

@@ -70,16 +70,35 @@ const BYTES_PER_ITEM_HINT = 224;
  * order (responses.test.ts), 3-6x faster for a full batch, and no string for the socket to encode again.
  */
 export function batchResultsBody(results: readonly BatchItemResult[]): Buffer {
-  const w = new JsonBytes(results.length * BYTES_PER_ITEM_HINT + 16);
-  w.raw(F.open);
-  for (let i = 0; i < results.length; i++) {
-    if (i > 0) w.byte(COMMA);
-    const r = results[i];
-    if ('reservation_id' in r) writeReservationResult(w, r);
-    else writeErrorBody(w, r);
+  const answer = new BatchAnswer(results.length);
+  for (let i = 0; i < results.length; i++) answer.add(results[i]);
+  return answer.finish();
+}
+
+/**
+ * A batch answer written item by item, in order, as each item's outcome becomes known: the items need not
+ * be kept until the end (Store.executeEach), only these bytes.
+ */
+export class BatchAnswer {
+  private readonly w: JsonBytes;
+  private items = 0;
+
+  constructor(expectedItems: number) {
+    this.w = new JsonBytes(expectedItems * BYTES_PER_ITEM_HINT + 16);
+    this.w.raw(F.open);
   }
-  w.raw(F.close);
-  return w.finish();
+
+  add(r: BatchItemResult): void {
+    if (this.items++ > 0) this.w.byte(COMMA);
+    if ('reservation_id' in r) writeReservationResult(this.w, r);
+    else writeErrorBody(this.w, r);
+  }
+
+  /** The whole body; the answer takes no more items. */
+  finish(): Buffer {
+    this.w.raw(F.close);
+    return this.w.finish();
+  }
 }
 
 function writeReservationResult(w: JsonBytes, r: ReservationResult): void {

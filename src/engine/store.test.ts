@@ -248,6 +248,48 @@ test('executeMany acknowledges a batch once, with per-item results and errors', 
   await store.close();
 });
 
+test('executeEach hands each outcome over in order at once, and resolves only when the batch is durable', async () => {
+  const dir = await tempDir();
+  const fs = new ControlledFileSystem(new NodeFileSystem());
+  const store = await Store.open(bankDefinition, { dir, fs });
+  fs.hold = true;
+  const seen: string[] = [];
+  const done = store.executeEach(
+    'deposit',
+    [
+      { id: 'a', account: 'x', amount: 5 },
+      { id: 'b', account: 'x', amount: -1 },
+      { id: 'c', account: 'x', amount: 2 },
+    ],
+    {
+      decided: (result, i) => seen.push(`${i}:${result.balance}@${result.lsn}`),
+      refused: (error, i) => seen.push(`${i}:${(error as EngramError).code}`),
+    },
+  );
+  assert.deepEqual(seen, ['0:5@1', '1:invalid_amount', '2:7@2'], 'every outcome before the ack');
+  assert.equal(await settled(done), false, 'not acknowledged before fdatasync');
+  fs.hold = false;
+  fs.release();
+  await done;
+  assert.equal(store.lsnDurable, 2);
+  await store.close();
+});
+
+test('executeEach rejects when its group cannot be written, after the sink saw the outcomes', async () => {
+  const dir = await tempDir();
+  const fs = new ControlledFileSystem(new NodeFileSystem());
+  const store = await Store.open(bankDefinition, { dir, fs });
+  fs.failNextSync = 'EIO';
+  let decided = 0;
+  const done = store.executeEach('deposit', [{ id: 'a', account: 'x', amount: 5 }], {
+    decided: () => decided++,
+    refused: () => assert.fail('nothing to refuse'),
+  });
+  assert.equal(decided, 1);
+  await assert.rejects(done, (e: EngramError) => e.code === 'storage_io');
+  await store.close().catch(() => undefined);
+});
+
 test('close flushes, resolves pending commands and refuses new ones', async () => {
   const dir = await tempDir();
   const store = await Store.open(bankDefinition, {

@@ -103,6 +103,13 @@ export interface ExecuteOptions {
 
 export type BatchItemResult<R> = { ok: true; result: R } | { ok: false; error: Error };
 
+/** Receives a batch's outcomes from `executeEach`, item by item, before they are acknowledged. */
+export interface BatchSink<R> {
+  decided(result: R, index: number): void;
+  /** The item was not decided: rejected, a conflict or invalid (the others go on). */
+  refused(error: Error, index: number): void;
+}
+
 export const DEFAULT_SEGMENT_BYTES_MAX = 64 * 1024 * 1024;
 export const DEFAULT_PENDING_BYTES_MAX = 64 * 1024 * 1024;
 export const DEFAULT_PENDING_COMMANDS_MAX = 1_000_000;
@@ -375,6 +382,31 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
     commands: readonly CommandInput<C[K]>[],
     options?: ExecuteOptions,
   ): Promise<BatchItemResult<CommandResult<C[K]>>[]> {
+    const results: BatchItemResult<CommandResult<C[K]>>[] = new Array(commands.length);
+    const sink: BatchSink<CommandResult<C[K]>> = {
+      decided: (result, i) => {
+        results[i] = { ok: true, result };
+      },
+      refused: (error, i) => {
+        results[i] = { ok: false, error };
+      },
+    };
+    return this.executeEach(name, commands, sink, options).then(() => results);
+  }
+
+  /**
+   * `executeMany` for a caller that turns each outcome into something smaller at once, such as the bytes of
+   * its answer: item i's outcome goes to `sink` as soon as it is decided, in order, and the promise resolves
+   * once the whole batch reached the ack point (or rejects as `executeMany` does, and then nothing the sink
+   * saw may be shown to anyone). Nothing is kept per item meanwhile, so a batch of thousands waits for the
+   * disk as one buffer instead of as thousands of live objects that every young-generation GC copies.
+   */
+  executeEach<K extends keyof C & string>(
+    name: K,
+    commands: readonly CommandInput<C[K]>[],
+    sink: BatchSink<CommandResult<C[K]>>,
+    options?: ExecuteOptions,
+  ): Promise<void> {
     const startMs = this.observer.onAck ? performance.now() : 0;
     let compiled: CompiledCommand;
     try {
@@ -383,22 +415,21 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       this.countFailure(name, error);
       return Promise.reject(error);
     }
-    const results: BatchItemResult<CommandResult<C[K]>>[] = new Array(commands.length);
     let maxLsn = 0;
     for (let i = 0; i < commands.length; i++) {
+      let lsn: number;
       try {
-        const lsn = this.decideAndRecord(compiled, commands[i]);
-        if (lsn > maxLsn) maxLsn = lsn;
-        results[i] = { ok: true, result: this.lastValue as CommandResult<C[K]> };
+        lsn = this.decideAndRecord(compiled, commands[i]);
       } catch (error) {
         if (error instanceof AssertionFailure || this.failure) throw error;
         this.countFailure(name, error);
-        results[i] = { ok: false, error: error as Error };
+        sink.refused(error as Error, i);
+        continue;
       }
+      if (lsn > maxLsn) maxLsn = lsn;
+      sink.decided(this.lastValue as CommandResult<C[K]>, i);
     }
-    return this.acknowledge(maxLsn, results, name, options?.ack, startMs) as Promise<
-      BatchItemResult<CommandResult<C[K]>>[]
-    >;
+    return this.acknowledge(maxLsn, undefined, name, options?.ack, startMs) as Promise<void>;
   }
 
   /** Every command recorded so far is durable when this resolves. */
