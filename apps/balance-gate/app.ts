@@ -231,7 +231,7 @@ function runBatch(store: GateStore, itemValidator: ValidateFunction, items: unkn
  * waits for the disk as one buffer, not as 8190 results. With `refused`, command k answers item
  * `slots[k]` and the items between hold their errors (invalid input, never decided).
  */
-async function decideBatch(
+function decideBatch(
   store: GateStore,
   commands: ReserveCommand[],
   refused?: { invalid: readonly (ErrorBody | undefined)[]; slots: readonly number[] },
@@ -246,19 +246,24 @@ async function decideBatch(
     if (refused) answerUpTo(refused.slots[k]);
     next++;
   };
-  if (commands.length > 0)
-    await store.executeEach('reserve', commands, {
-      decided: (result, k) => {
-        place(k);
-        answer.add(result);
-      },
-      refused: (error, k) => {
-        place(k);
-        answer.add(toHttpError(error).body);
-      },
-    });
-  answerUpTo(total);
-  return answer.finish();
+  const durable =
+    commands.length === 0
+      ? Promise.resolve()
+      : store.executeEach('reserve', commands, {
+          decided: (result, k) => {
+            place(k);
+            answer.add(result);
+          },
+          refused: (error, k) => {
+            place(k);
+            answer.add(toHttpError(error).body);
+          },
+        });
+  // Not an async function: its suspended frame would keep `commands` (8190 objects) alive until the ack.
+  return durable.then(() => {
+    answerUpTo(total);
+    return answer.finish();
+  });
 }
 
 function toReserve(body: ReservationBody): ReserveCommand {
