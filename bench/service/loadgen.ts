@@ -17,6 +17,7 @@ import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import {
   HttpResponseParser,
+  httpBatchPost,
   httpPost,
   type OnResponse,
   PgResponseParser,
@@ -202,11 +203,7 @@ function encoder(job: LoadJob): () => string | Buffer {
   if (target.protocol === 'pg') return () => pgReserve(stream.next());
   const items = target.batchItems;
   if (items === undefined) return () => httpPost(target.path, reservationJson(stream.next()));
-  return () => {
-    const parts = new Array<string>(items);
-    for (let i = 0; i < items; i++) parts[i] = reservationJson(stream.next());
-    return httpPost(target.path, `{"items":[${parts.join(',')}]}`);
-  };
+  return () => httpBatchPost(target.path, stream, items);
 }
 
 export async function runLoad(job: LoadJob): Promise<LoadResult> {

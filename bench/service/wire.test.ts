@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   HttpResponseParser,
+  httpBatchPost,
   httpPost,
   PgResponseParser,
   pgExecute,
@@ -9,6 +10,7 @@ import {
   reservationJson,
   respReserve,
 } from './wire.ts';
+import { ReservationStream } from './workload.ts';
 
 /** Feeds `bytes` split at every possible point into fresh parsers; each split must give `expected`. */
 function everySplit(
@@ -57,6 +59,21 @@ test('HTTP: the request carries the exact body length', () => {
   const [head, sent] = request.split('\r\n\r\n');
   assert.match(head, new RegExp(`Content-Length: ${Buffer.byteLength(body)}`));
   assert.equal(sent, body);
+});
+
+test('HTTP: a batch written as bytes equals the same reservations as strings', () => {
+  // Counters past a power of ten, and merchants and amounts of every width, all go through writeJson.
+  for (const [prefix, seed, items] of [
+    ['b0-', 1, 1],
+    ['wrk-batch-9:', 7, 1234],
+    ['x', 0, 8190],
+  ] as const) {
+    const strings = new ReservationStream(prefix, seed);
+    const parts = Array.from({ length: items }, () => reservationJson(strings.next()));
+    const expected = httpPost('/v1/reservations/batch', `{"items":[${parts.join(',')}]}`);
+    const bytes = httpBatchPost('/v1/reservations/batch', new ReservationStream(prefix, seed), items);
+    assert.equal(bytes.toString('latin1'), expected, `${prefix} ${items} items`);
+  }
 });
 
 test('RESP: arrays with nil and integers, errors, split anywhere', () => {

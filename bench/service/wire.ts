@@ -3,7 +3,7 @@
  * pre-serialised, no client library in the way) and incremental response parsers that report each complete
  * response once. One request is in flight per connection (no pipelining), like a pooled client.
  */
-import type { ReservationRequest } from './workload.ts';
+import { type ReservationRequest, ReservationStream } from './workload.ts';
 
 /** Called once per complete response; `error` is a short description of a failed one. */
 export type OnResponse = (error: string | undefined) => void;
@@ -23,6 +23,21 @@ export function httpPost(pathname: string, body: string): string {
   return `POST ${pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
 }
 
+/** A batch request of `items` reservations from `stream`: the bytes of httpPost of `{"items":[…]}`. */
+export function httpBatchPost(pathname: string, stream: ReservationStream, items: number): Buffer {
+  const itemBytesMax = stream.prefixLength + ReservationStream.JSON_BYTES_MAX + 1;
+  const body = Buffer.allocUnsafe(items * itemBytesMax + BATCH_OPEN.length + 2);
+  let o = BATCH_OPEN.copy(body, 0);
+  for (let i = 0; i < items; i++) {
+    if (i > 0) body[o++] = 0x2c;
+    o = stream.writeJson(body, o);
+  }
+  o += body.write(']}', o, 'latin1');
+  const head = `POST ${pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${o}\r\n\r\n`;
+  return Buffer.concat([Buffer.from(head, 'latin1'), body.subarray(0, o)]);
+}
+
+const BATCH_OPEN = Buffer.from('{"items":[');
 const HEADER_END = Buffer.from('\r\n\r\n');
 const ERROR_BODY_BYTES_MAX = 300;
 

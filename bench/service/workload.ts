@@ -32,6 +32,7 @@ export class ReservationStream {
     private readonly merchants = MERCHANT_COUNT,
   ) {
     this.state = seed >>> 0 || 0x9e3779b9;
+    this.prefixBytes = Buffer.from(prefix, 'latin1');
   }
 
   /** xorshift32: a few ns, no allocation; plenty for spreading load over merchants. */
@@ -51,4 +52,54 @@ export class ReservationStream {
       amountCents: 1 + (this.random() % AMOUNT_CENTS_MAX),
     };
   }
+
+  /**
+   * The next reservation as the JSON of `reservationJson(next())`, written into `out` at `at` (room for
+   * RESERVATION_JSON_BYTES_MAX past the prefix); returns the end. Batch bodies are built this way: with
+   * strings, the generator spent ~10 ms of CPU on each 8,190-item body, on the cores the service shares.
+   */
+  writeJson(out: Buffer, at: number): number {
+    let o = put(out, at, JSON_ID);
+    o = put(out, o, this.prefixBytes);
+    o = writeDecimal(out, o, this.counter++);
+    o = put(out, o, JSON_MERCHANT);
+    o = writeDecimal(out, o, this.random() % this.merchants);
+    o = put(out, o, JSON_AMOUNT);
+    o = writeDecimal(out, o, 1 + (this.random() % AMOUNT_CENTS_MAX));
+    out[o++] = 0x7d;
+    return o;
+  }
+
+  private readonly prefixBytes: Buffer;
+
+  get prefixLength(): number {
+    return this.prefixBytes.length;
+  }
+
+  /** Bytes `writeJson` may write beyond the prefix: the fixed parts and three numbers of up to 16 digits. */
+  static readonly JSON_BYTES_MAX = 96;
+}
+
+const JSON_ID = Buffer.from('{"reservation_id":"');
+const JSON_MERCHANT = Buffer.from(`","merchant_id":"${merchantId(0).slice(0, -1)}`);
+const JSON_AMOUNT = Buffer.from('","amount_cents":');
+
+/** A few bytes: a loop, where Buffer.copy's call would cost more than the copy. */
+function put(out: Buffer, at: number, bytes: Buffer): number {
+  for (let i = 0; i < bytes.length; i++) out[at + i] = bytes[i];
+  return at + bytes.length;
+}
+
+/** A non-negative integer below 2^31 (counters, indexes, amounts) in decimal at `at`; returns the end. */
+function writeDecimal(out: Buffer, at: number, value: number): number {
+  let digits = 1;
+  for (let v = value; v >= 10; v = (v / 10) | 0) digits++;
+  const end = at + digits;
+  let v = value;
+  for (let o = end - 1; o >= at; o--) {
+    const q = (v / 10) | 0;
+    out[o] = 0x30 + v - q * 10;
+    v = q;
+  }
+  return end;
 }
