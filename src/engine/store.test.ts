@@ -290,6 +290,22 @@ test('executeEach rejects when its group cannot be written, after the sink saw t
   await store.close().catch(() => undefined);
 });
 
+test('executeEach turns a sink that throws into a rejection of the batch, not a throw', async () => {
+  const dir = await tempDir();
+  const store = await Store.open(bankDefinition, { dir });
+  let done: Promise<void> | undefined;
+  assert.doesNotThrow(() => {
+    done = store.executeEach('deposit', [{ id: 'a', account: 'x', amount: 5 }], {
+      decided: () => {
+        throw new Error('a broken sink');
+      },
+      refused: () => undefined,
+    });
+  });
+  await assert.rejects(done as Promise<void>, /a broken sink/);
+  await store.close();
+});
+
 test('close flushes, resolves pending commands and refuses new ones', async () => {
   const dir = await tempDir();
   const store = await Store.open(bankDefinition, {

@@ -416,18 +416,24 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
       return Promise.reject(error);
     }
     let maxLsn = 0;
-    for (let i = 0; i < commands.length; i++) {
-      let lsn: number;
-      try {
-        lsn = this.decideAndRecord(compiled, commands[i]);
-      } catch (error) {
-        if (error instanceof AssertionFailure || this.failure) throw error;
-        this.countFailure(name, error);
-        sink.refused(error as Error, i);
-        continue;
+    try {
+      for (let i = 0; i < commands.length; i++) {
+        let lsn: number;
+        try {
+          lsn = this.decideAndRecord(compiled, commands[i]);
+        } catch (error) {
+          if (error instanceof AssertionFailure || this.failure) throw error;
+          this.countFailure(name, error);
+          sink.refused(error as Error, i);
+          continue;
+        }
+        if (lsn > maxLsn) maxLsn = lsn;
+        sink.decided(this.lastValue as CommandResult<C[K]>, i);
       }
-      if (lsn > maxLsn) maxLsn = lsn;
-      sink.decided(this.lastValue as CommandResult<C[K]>, i);
+    } catch (error) {
+      // A broken invariant, a write path that failed, or a sink that threw: the batch fails as a whole (the
+      // items recorded before it stay recorded, as a retry will find), always as a rejection, never a throw.
+      return Promise.reject(error);
     }
     return this.acknowledge(maxLsn, undefined, name, options?.ack, startMs) as Promise<void>;
   }

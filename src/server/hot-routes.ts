@@ -134,7 +134,14 @@ export class HotRoutes {
   }
 
   private run(response: ServerResponse, route: HotRoute, body: unknown): void {
-    route.run(body).then(
+    let answer: Promise<string | Buffer>;
+    try {
+      answer = route.run(body);
+    } catch (error) {
+      // Thrown inside a socket's event handler, it would end the process: answered like a rejection.
+      answer = Promise.reject(error);
+    }
+    answer.then(
       (json) => this.send(response, route, 200, json),
       (error: unknown) => {
         const http = toHttpError(error);
