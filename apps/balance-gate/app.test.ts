@@ -415,6 +415,11 @@ test('a storage failure: writes and reads 503 with the error, /readyz 503 failed
   assert.match(doomed.json().message, /storage_io.*restart/s);
   const later = await post('/v1/merchants/m/credits', { transfer_id: 't2', amount_cents: 1 });
   assert.equal(later.statusCode, 503);
+  const batch = await post('/v1/reservations/batch', {
+    items: [{ reservation_id: 'rb', merchant_id: 'm', amount_cents: 1 }],
+  });
+  assert.equal(batch.statusCode, 503, 'a batch after the failure: refused whole, no per-item answers');
+  assert.equal(batch.json().error, 'unavailable');
   assert.equal((await get('/v1/merchants/m')).statusCode, 503);
   const ready = await get('/readyz');
   assert.equal(ready.statusCode, 503);
@@ -422,6 +427,22 @@ test('a storage failure: writes and reads 503 with the error, /readyz 503 failed
   assert.equal(ready.json().error, 'storage_io');
   assert.equal((await get('/healthz')).statusCode, 200);
   assert.match((await get('/metrics')).body, /^engram_fsync_errors_total 1$/m);
+});
+
+test('a batch whose group write fails gets a 503, never the answers it had decided', async () => {
+  const fs = new ControlledFileSystem(new NodeFileSystem());
+  const { post } = await gate({ store: { fs } });
+  await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
+  fs.failNextSync = 'EIO';
+  const doomed = await post('/v1/reservations/batch', {
+    items: [
+      { reservation_id: 'b1', merchant_id: 'm', amount_cents: 1 },
+      { reservation_id: 'b2', merchant_id: 'm', amount_cents: 1000 },
+    ],
+  });
+  assert.equal(doomed.statusCode, 503);
+  assert.equal(doomed.json().error, 'unavailable');
+  assert.doesNotMatch(doomed.body, /"held"|"rejected"/);
 });
 
 test('backpressure: 503 overloaded with Retry-After, nothing decided', async () => {
