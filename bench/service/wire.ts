@@ -20,7 +20,11 @@ export function reservationJson(r: ReservationRequest): string {
 
 /** Bodies are ASCII (ids match [A-Za-z0-9._:-]), so string length = byte length. */
 export function httpPost(pathname: string, body: string): string {
-  return `POST ${pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  return `${httpHead(pathname, body.length)}${body}`;
+}
+
+function httpHead(pathname: string, bodyBytes: number): string {
+  return `POST ${pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${bodyBytes}\r\n\r\n`;
 }
 
 /** A batch request of `items` reservations from `stream`: the bytes of httpPost of `{"items":[…]}`. */
@@ -33,8 +37,7 @@ export function httpBatchPost(pathname: string, stream: ReservationStream, items
     o = stream.writeJson(body, o);
   }
   o += body.write(']}', o, 'latin1');
-  const head = `POST ${pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${o}\r\n\r\n`;
-  return Buffer.concat([Buffer.from(head, 'latin1'), body.subarray(0, o)]);
+  return Buffer.concat([Buffer.from(httpHead(pathname, o), 'latin1'), body.subarray(0, o)]);
 }
 
 const BATCH_OPEN = Buffer.from('{"items":[');

@@ -55,7 +55,7 @@ export class ReservationStream {
 
   /**
    * The next reservation as the JSON of `reservationJson(next())`, written into `out` at `at` (room for
-   * RESERVATION_JSON_BYTES_MAX past the prefix); returns the end. Batch bodies are built this way: with
+   * the prefix plus JSON_BYTES_MAX); returns the end. Batch bodies are built this way: with
    * strings, the generator spent ~10 ms of CPU on each 8,190-item body, on the cores the service shares.
    */
   writeJson(out: Buffer, at: number): number {
@@ -76,7 +76,7 @@ export class ReservationStream {
     return this.prefixBytes.length;
   }
 
-  /** Bytes `writeJson` may write beyond the prefix: the fixed parts and three numbers of up to 16 digits. */
+  /** Bytes `writeJson` writes beyond the prefix at most: 64 fixed, and three numbers below 2^31 (10 digits each). */
   static readonly JSON_BYTES_MAX = 96;
 }
 
