@@ -4,7 +4,8 @@
  * The embedded funds-reservation workload (merchant balances, holds, idempotency keys) on Engram at the
  * `memory` and `disk` ack points, side by side in one run with SQLite (WAL, synchronous=FULL, a transaction
  * per reservation, and batched) and lmdb-js (durable async transactions): same workload, same data, same
- * disk. Throughput and ack latency at saturation, Engram's latency at a fixed offered load of half its
+ * disk. Throughput and ack latency at saturation (and Engram's through its batched API, as a figure of its
+ * own), Engram's latency at a fixed offered load of half its
  * maximum, fsyncs/s and mean group size, the raw fdatasync latency of the disk, how long the log's own
  * group-commit writes took during the half-load run (weighted by time too: a request waits out the write
  * its arrival falls in), and the CPU gaps a never-blocking thread suffers (the floor under any p99 on
@@ -29,6 +30,9 @@ const { values } = parseArgs({
 const SECONDS = Number(values.seconds ?? (values.quick ? 3 : 8));
 const WARMUP_MS = values.quick ? 700 : 1500;
 const CONCURRENCY = 1024;
+/** Engram's batched run: the SQLite peer's transaction size, and enough batches that one fills while one commits. */
+const BATCH_ITEMS = 1000;
+const BATCHES_IN_FLIGHT = 4;
 const merchants = merchantIds(10_000);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const root = await mkdtemp(path.join(tmpdir(), 'engram-bench-engine-'));
@@ -179,6 +183,26 @@ try {
     await target.close();
   }
 
+  // Engram's batched API at `disk`: BATCH_ITEMS reservations per executeMany, BATCHES_IN_FLIGHT at once, as
+  // balance-gate's batch endpoint hands them over (one promise per batch instead of per reservation). A figure
+  // of its own, beside SQLite's batched transactions, not a round of the single-command comparison.
+  const batchTarget = await openEngramTarget(
+    await fresh(`engram-disk-batches-${opened++}`),
+    'disk',
+    merchants.map((merchantId) => ({ merchantId, amountCents: MERCHANT_BALANCE_CENTS })),
+  );
+  const batchWorkload = new Workload(merchants, 5, 'engram-disk-batches');
+  const batches = await saturate(
+    (batch: ReturnType<Workload['take']>[]) => batchTarget.submitMany(batch),
+    () => Array.from({ length: BATCH_ITEMS }, () => batchWorkload.take()),
+    { concurrency: BATCHES_IN_FLIGHT, durationMs: SECONDS * 1000, warmupMs: WARMUP_MS, yieldEvery: 1 },
+  );
+  await batchTarget.close();
+  const batchedPerS = batches.opsPerS * BATCH_ITEMS;
+  log(
+    `${batchTarget.name}, batches of ${BATCH_ITEMS} (executeMany), ${BATCHES_IN_FLIGHT} in flight: ${Math.round(batchedPerS)} reservations/s, p99 ${batches.p99Ms.toFixed(3)} ms per batch`,
+  );
+
   // The machine's speed drifts over a run: every system's saturation once more, in reverse order (A B C,
   // then C B A), on a fresh instance, so that no system's ratio rides on when it happened to run. The
   // better round counts; both are printed.
@@ -239,6 +263,10 @@ try {
     `engram (disk) at half load: its group-commit writes had p99 ${fmt(w.p99Ms)} ms, weighted by time ${fmt(w.timeWeightedP99Ms)} ms ` +
       `(${fmt(w.timeShareOver2Ms * 100, 1)}% of the time in writes over 2 ms), issue to completion seen by the event loop`,
   );
+  console.log(
+    `engram (disk), batches of ${BATCH_ITEMS} through executeMany, ${BATCHES_IN_FLIGHT} in flight: ${Math.round(batchedPerS)} reservations/s ` +
+      `(${fmt(batchedPerS / best(sqliteBatch), 1)}x SQLite's batched transactions), p50/p99 ${fmt(batches.p50Ms)}/${fmt(batches.p99Ms)} ms per batch`,
+  );
   const figures = {
     // Throughput: the better of the two rounds (the only one with --quick), and each round. p99s are the
     // first round's.
@@ -279,6 +307,8 @@ try {
     cpu_gap_max_ms_other_core_busy: cpuBusy.maxGapMs,
     mean_group_size: disk.meanGroup,
     engram_disk_fsyncs_per_s: disk.fsyncsPerS,
+    engram_disk_batched_ops_per_s: Math.round(batchedPerS),
+    engram_disk_batched_p99_ms_per_batch: batches.p99Ms,
     disk_vs_lmdb: best(disk) / best(lmdb),
     disk_vs_sqlite_tx: best(disk) / best(sqliteTx),
   };

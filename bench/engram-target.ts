@@ -20,6 +20,12 @@ export interface EngramTarget {
   name: string;
   submit(request: ReservationRequest): Promise<Outcome>;
   /**
+   * Many reservations under one acknowledgement (`executeMany`), as balance-gate's batch endpoint submits
+   * them: one promise per batch, each item with its own result. Overload refuses the batch before any item
+   * is decided, so the batch is retried whole after the advised wait.
+   */
+  submitMany(requests: ReservationRequest[]): Promise<unknown>;
+  /**
    * Group commits and records since the last call (then reset), and how long each group's write took to
    * become durable (O_DSYNC write or write + fdatasync: what the log itself met on the disk).
    */
@@ -76,6 +82,16 @@ export async function openEngramTarget(
     name: `engram (${ackPoint})`,
     submit(request) {
       return store.execute('reserve', request).catch((error) => retryOverloaded(error, request));
+    },
+    async submitMany(requests) {
+      for (;;) {
+        try {
+          return await store.executeMany('reserve', requests);
+        } catch (error) {
+          if (!(error instanceof OverloadedError)) throw error;
+          await new Promise((resolve) => setTimeout(resolve, error.retryAfterMs));
+        }
+      }
     },
     takeFlushStats() {
       const now = performance.now();
