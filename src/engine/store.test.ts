@@ -375,6 +375,49 @@ test('ctx.nowMs comes from the record, never decreases, and replay does not call
   await reopened.close();
 });
 
+test('a payload with an own "__proto__" key is refused before anything is recorded; the string as a value is fine', async () => {
+  const dir = await tempDir();
+  type Tags = { tags: Record<string, unknown>[] };
+  const events = defineEvents<Tags>()({
+    tagged: {
+      id: 1,
+      apply(state, e: { tags: Record<string, unknown> }) {
+        state.tags.push(e.tags);
+      },
+    },
+  });
+  const commands = defineCommands<Tags, typeof events>()({
+    tag: {
+      id: 1,
+      decide(_state, c: { json: string }) {
+        return { events: [{ type: 'tagged', data: { tags: JSON.parse(c.json) } }], result: true };
+      },
+    },
+  });
+  const definition = defineStore({ name: 'tags', initialState: () => ({ tags: [] }), events, commands });
+  const store = await Store.open(definition, { dir });
+  await assert.rejects(
+    store.execute('tag', { json: '{"ok":1,"nested":[{"__proto__":{"admin":true}}]}' }),
+    (e: EngramError) => e.code === 'invalid_argument' && /__proto__/.test(e.message),
+  );
+  assert.equal(store.lsnApplied, 0, 'nothing recorded');
+  assert.equal(
+    store.readStale((s) => s.tags.length),
+    0,
+    'nothing applied',
+  );
+  assert.equal(await store.execute('tag', { json: '{"name":"__proto__"}' }), true);
+  const hash = store.stateHash();
+  await store.close();
+  const reopened = await Store.open(definition, { dir });
+  assert.deepEqual(
+    reopened.readStale((s) => s.tags),
+    [{ name: '__proto__' }],
+  );
+  assert.equal(reopened.stateHash(), hash);
+  await reopened.close();
+});
+
 test('replay refuses a record type this build does not define, naming the LSN', async () => {
   const dir = await tempDir();
   const store = await Store.open(bankDefinition, { dir });

@@ -36,6 +36,17 @@ test('plain data round-trips exactly (same state hash, deep equality)', () => {
   );
 });
 
+test('an own "__proto__" key round-trips as an own key, not as the prototype', () => {
+  const value = JSON.parse('{"__proto__":{"admin":true},"list":[{"__proto__":[]}]}');
+  const w = new BinWriter(16);
+  plainDataCodec.encode(value, w);
+  const decoded = plainDataCodec.decode(new BinReader(w.buf, 0, w.pos), 1);
+  assert.deepStrictEqual(decoded, value);
+  assert.equal(Object.getPrototypeOf(decoded), Object.prototype);
+  assert.deepEqual(Object.keys(decoded), ['__proto__', 'list']);
+  assert.equal(hashState(decoded), hashState(value));
+});
+
 test('class instances and functions are refused with a clear error', () => {
   class Account {}
   assert.throws(() => plainDataCodec.encode({ a: new Account() }, new BinWriter()), /instance of Account/);

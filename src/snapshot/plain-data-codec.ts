@@ -132,7 +132,19 @@ function decodeValue(r: BinReader): unknown {
     case Tag.Object: {
       const count = r.varuint();
       const object: Record<string, unknown> = {};
-      for (let i = 0; i < count; i++) object[r.string()] = decodeValue(r);
+      for (let i = 0; i < count; i++) {
+        const key = r.string();
+        const item = decodeValue(r);
+        // Assigning `__proto__` would call the prototype setter, not make the own key the state had.
+        if (key === '__proto__')
+          Object.defineProperty(object, key, {
+            value: item,
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          });
+        else object[key] = item;
+      }
       return object;
     }
     case Tag.Map: {
