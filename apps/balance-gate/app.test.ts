@@ -380,6 +380,30 @@ test('metrics name the engine and service series; health and readiness', async (
   assert.match((await get('/metrics')).body, /^engram_snapshot_duration_seconds_count 1$/m);
 });
 
+test('ids named like Object.prototype members are ordinary ids on every route', async () => {
+  const { post, get } = await gate();
+  for (const id of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+    assert.equal(
+      (await post(`/v1/merchants/${id}/credits`, { transfer_id: id, amount_cents: 100 })).statusCode,
+      200,
+    );
+    const held = await post('/v1/reservations', { reservation_id: id, merchant_id: id, amount_cents: 10 });
+    assert.equal(held.json().status, 'held', id);
+    const batch = await post('/v1/reservations/batch', {
+      items: [{ reservation_id: `${id}.b`, merchant_id: id, amount_cents: 10 }],
+    });
+    assert.equal(batch.json().results[0].status, 'held', id);
+    assert.deepEqual((await get(`/v1/reservations/${id}`)).json(), {
+      reservation_id: id,
+      merchant_id: id,
+      amount_cents: 10,
+      status: 'held',
+    });
+    assert.equal((await post(`/v1/reservations/${id}/capture`)).json().status, 'captured', id);
+    assert.deepEqual((await get(`/v1/merchants/${id}`)).json(), merchant(id, 80, 10, 10, 100));
+  }
+});
+
 test('while recovering: /healthz 200, /readyz and the API 503 with Retry-After', async () => {
   const recovering = buildApp({ store: () => undefined, metrics: new EngineMetrics(), token: undefined });
   cleanups.push(() => recovering.close());
