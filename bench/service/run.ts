@@ -249,6 +249,11 @@ class ServiceBench {
       others.reduce((a, b) => a + b, 0) / Math.max(1, others.length),
     );
     f.other_processes_cpu_pct_max = Math.round(Math.max(0, ...others));
+    // The issue's bars as ratios of the same run's best rounds (the machine drifts; ratios carry less of it).
+    if (f.gate_ops_per_s > 0 && f.redis_lua_ops_per_s > 0)
+      f.gate_vs_redis_lua = f.gate_ops_per_s / f.redis_lua_ops_per_s;
+    if (f.gate_ops_per_s > 0 && f.postgres_ops_per_s > 0)
+      f.gate_vs_postgres = f.gate_ops_per_s / f.postgres_ops_per_s;
     // wrk against both: the gate's single-reservation route as a share of the bare HTTP layer's ceiling.
     if (f.gate_ops_per_s_c_tool > 0 && f.node_http_noop_wrk_req_per_s > 0)
       f.gate_wrk_vs_node_http_noop = f.gate_ops_per_s_c_tool / f.node_http_noop_wrk_req_per_s;
@@ -261,6 +266,11 @@ class ServiceBench {
         `(before the run, other processes used ${f.other_processes_cpu_pct_before_start}% of a core). CPU figures are % of one core. ` +
         `Open loop: latency from each request's due time (coordinated omission corrected). ` +
         `${plan.durationMs / 1000} s measured after ${plan.warmupMs / 1000} s warm-up per run.`,
+    );
+    const ratio = (value: number | undefined) => (value === undefined ? '-' : `${value.toFixed(2)}x`);
+    console.log(
+      `balance-gate single reservations: ${ratio(f.gate_vs_redis_lua)} Redis+Lua, ${ratio(f.gate_vs_postgres)} PostgreSQL ` +
+        `(best rounds of this run); wrk: ${ratio(f.gate_wrk_vs_node_http_noop)} of the node:http no-op server`,
     );
     for (const failure of this.failures) console.log(`FAILED ${failure}`);
     return f;
