@@ -34,6 +34,8 @@ const CONCURRENCY = 1024;
 const BATCH_ITEMS = 1000;
 const BATCHES_IN_FLIGHT = 4;
 const merchants = merchantIds(10_000);
+/** Every Engram instance starts with these merchants credited, as the peers do. */
+const seeds = merchants.map((merchantId) => ({ merchantId, amountCents: MERCHANT_BALANCE_CENTS }));
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const root = await mkdtemp(path.join(tmpdir(), 'engram-bench-engine-'));
 /** Instances opened so far: each gets a directory of its own. */
@@ -100,12 +102,7 @@ try {
   const rows: Row[] = [];
 
   for (const ackPoint of ['disk', 'memory'] as const) {
-    const open = async () =>
-      openEngramTarget(
-        await fresh(`engram-${ackPoint}-${opened++}`),
-        ackPoint,
-        merchants.map((merchantId) => ({ merchantId, amountCents: MERCHANT_BALANCE_CENTS })),
-      );
+    const open = async () => openEngramTarget(await fresh(`engram-${ackPoint}-${opened++}`), ackPoint, seeds);
     const target = await open();
     const workload = new Workload(merchants, 1, `engram-${ackPoint}`);
     target.takeFlushStats();
@@ -130,11 +127,7 @@ try {
   const engramDiskMax = rows[0].saturation.opsPerS;
   const halfRate = Math.round(engramDiskMax / 2);
   for (const [i, ackPoint] of (['disk', 'memory'] as const).entries()) {
-    const target = await openEngramTarget(
-      await fresh(`engram-${ackPoint}-half`),
-      ackPoint,
-      merchants.map((merchantId) => ({ merchantId, amountCents: MERCHANT_BALANCE_CENTS })),
-    );
+    const target = await openEngramTarget(await fresh(`engram-${ackPoint}-half`), ackPoint, seeds);
     const workload = new Workload(merchants, 2, `engram-${ackPoint}-half`);
     target.takeFlushStats();
     rows[i].half = await offer(
@@ -186,11 +179,7 @@ try {
   // Engram's batched API at `disk`: BATCH_ITEMS reservations per executeMany, BATCHES_IN_FLIGHT at once, as
   // balance-gate's batch endpoint hands them over (one promise per batch instead of per reservation). A figure
   // of its own, beside SQLite's batched transactions, not a round of the single-command comparison.
-  const batchTarget = await openEngramTarget(
-    await fresh(`engram-disk-batches-${opened++}`),
-    'disk',
-    merchants.map((merchantId) => ({ merchantId, amountCents: MERCHANT_BALANCE_CENTS })),
-  );
+  const batchTarget = await openEngramTarget(await fresh(`engram-disk-batches-${opened++}`), 'disk', seeds);
   const batchWorkload = new Workload(merchants, 5, 'engram-disk-batches');
   const batches = await saturate(
     (batch: ReturnType<Workload['take']>[]) => batchTarget.submitMany(batch),
