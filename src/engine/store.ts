@@ -397,8 +397,9 @@ export class Store<S, E extends AnyEventDefs<S>, C extends Record<string, any>, 
   /**
    * `executeMany` for a caller that turns each outcome into something smaller at once, such as the bytes of
    * its answer: item i's outcome goes to `sink` as soon as it is decided, in order, and the promise resolves
-   * once the whole batch reached the ack point (or rejects as `executeMany` does, and then nothing the sink
-   * saw may be shown to anyone). Nothing is kept per item meanwhile, so a batch of thousands waits for the
+   * once the whole batch reached the ack point. It rejects, never throws: `overloaded` or a closed store before
+   * anything is decided, `storage_io` when the batch's group cannot be made durable, and a broken invariant or
+   * a sink that threw; after a rejection nothing the sink saw may be shown to anyone. Nothing is kept per item meanwhile, so a batch of thousands waits for the
    * disk as one buffer instead of as thousands of live objects that every young-generation GC copies.
    */
   executeEach<K extends keyof C & string>(
