@@ -69,28 +69,57 @@ export class HotRoutes {
     this.closing = true;
   }
 
-  /** Takes the request and answers it, or returns false and leaves it untouched for fastify. */
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  /**
+   * The route that takes a request with these parts, or undefined: the request then goes to fastify
+   * untouched. `contentLength` is NaN when the header is absent or not a number.
+   */
+  routeFor(
+    method: string | undefined,
+    url: string | undefined,
+    authorization: string | undefined,
+    contentType: string | undefined,
+    contentLength: number,
+    hasTransferEncoding: boolean,
+  ): HotRoute | undefined {
+    if (method !== 'POST' || this.closing) return undefined;
+    const route = this.routes.get(url ?? '');
+    if (route === undefined || !route.ready()) return undefined;
+    if (this.options.token !== undefined && !this.options.token.matches(authorization)) return undefined;
+    if (!isJson(contentType)) return undefined;
+    if (!(contentLength > 0 && contentLength <= route.bodyBytesMax) || hasTransferEncoding) return undefined;
+    return route;
+  }
+
+  /** Takes a request from Node's HTTP server and answers it, or returns false and leaves it for fastify. */
   take(request: IncomingMessage, response: ServerResponse): boolean {
-    if (request.method !== 'POST' || this.closing) return false;
-    const route = this.routes.get(request.url ?? '');
-    if (route === undefined || !route.ready()) return false;
     const headers = request.headers;
-    if (this.options.token !== undefined && !this.options.token.matches(headers.authorization)) return false;
-    if (!isJson(headers['content-type'])) return false;
     const declared = Number(headers['content-length']);
-    if (!(declared > 0 && declared <= route.bodyBytesMax) || headers['transfer-encoding'] !== undefined)
-      return false;
+    const route = this.routeFor(
+      request.method,
+      request.url,
+      headers.authorization,
+      headers['content-type'],
+      declared,
+      headers['transfer-encoding'] !== undefined,
+    );
+    if (route === undefined) return false;
     this.served++;
-    this.readBody(request, response, route, declared);
+    this.readBody(request, new ResponseReply(response), route, declared);
     return true;
   }
 
-  private readBody(
-    request: IncomingMessage,
-    response: ServerResponse,
-    route: HotRoute,
-    declared: number,
-  ): void {
+  /** Answers a whole body that `routeFor` gave `route` for, through `reply`. */
+  serve(route: HotRoute, bytes: Buffer, reply: HotReply): void {
+    const fast = route.parseFast?.(bytes);
+    if (fast !== undefined) this.run(reply, route, fast);
+    else this.answer(reply, route, bytes.toString('utf8'));
+  }
+
+  private readBody(request: IncomingMessage, reply: HotReply, route: HotRoute, declared: number): void {
     const chunks: Buffer[] = [];
     let received = 0;
     request.on('data', (chunk: Buffer) => {
@@ -105,35 +134,32 @@ export class HotRoutes {
         request.socket.destroy();
         return;
       }
-      const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
-      const fast = route.parseFast?.(bytes);
-      if (fast !== undefined) this.run(response, route, fast);
-      else this.answer(response, route, bytes.toString('utf8'));
+      this.serve(route, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), reply);
     });
   }
 
-  private answer(response: ServerResponse, route: HotRoute, text: string): void {
+  private answer(reply: HotReply, route: HotRoute, text: string): void {
     const hint = this.options.contractHint;
     let body: unknown;
     try {
       body = secureJson.parse(text, undefined, PARSE_OPTIONS);
     } catch {
-      this.send(response, route, 400, JSON.stringify(invalidJsonBody(hint)));
+      this.send(reply, route, 400, JSON.stringify(invalidJsonBody(hint)));
       return;
     }
     if (!route.validate(body)) {
       this.send(
-        response,
+        reply,
         route,
         400,
         JSON.stringify(validationErrorBody('body', route.validate.errors?.[0], hint)),
       );
       return;
     }
-    this.run(response, route, body);
+    this.run(reply, route, body);
   }
 
-  private run(response: ServerResponse, route: HotRoute, body: unknown): void {
+  private run(reply: HotReply, route: HotRoute, body: unknown): void {
     let answer: Promise<string | Buffer>;
     try {
       answer = route.run(body);
@@ -142,23 +168,40 @@ export class HotRoutes {
       answer = Promise.reject(error);
     }
     answer.then(
-      (json) => this.send(response, route, 200, json),
+      (json) => this.send(reply, route, 200, json),
       (error: unknown) => {
         const http = toHttpError(error);
         logIfInternal(http, error, route.url, this.options.errorLog);
-        this.send(response, route, http.status, JSON.stringify(http.body), http.headers);
+        this.send(reply, route, http.status, JSON.stringify(http.body), http.headers);
       },
     );
   }
 
   private send(
-    response: ServerResponse,
+    reply: HotReply,
     route: HotRoute,
     status: number,
     json: string | Buffer,
     extra?: Record<string, string>,
   ): void {
     this.options.httpMetrics?.count(route.url, status);
+    reply.send(status, json, extra);
+  }
+}
+
+/**
+ * Where a hot route's answer goes: Node's `ServerResponse`, or a connection of the front that reads hot
+ * requests off the socket itself (http-front.ts). Always a JSON body; `extra` headers such as Retry-After.
+ */
+export interface HotReply {
+  send(status: number, json: string | Buffer, extra?: Record<string, string>): void;
+}
+
+class ResponseReply implements HotReply {
+  constructor(private readonly response: ServerResponse) {}
+
+  send(status: number, json: string | Buffer, extra?: Record<string, string>): void {
+    const response = this.response;
     if (response.destroyed) return;
     response.writeHead(status, {
       'content-type': JSON_CONTENT_TYPE,

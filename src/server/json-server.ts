@@ -11,6 +11,7 @@ import Fastify, {
 import { BearerToken, bearerAuthHook } from './auth.ts';
 import { type ErrorLog, sendError } from './errors.ts';
 import { type HotRoute, HotRoutes } from './hot-routes.ts';
+import { attachHttpFront, type HttpFront } from './http-front.ts';
 import type { HttpMetrics } from './http-metrics.ts';
 import { invalidJsonBody, validationErrorBody } from './json-errors.ts';
 
@@ -62,8 +63,9 @@ export function createJsonServer(options: JsonServerOptions): FastifyInstance {
           contractHint: hint,
         })
       : undefined;
+  const fronts: HttpFront[] = [];
   const app = Fastify({
-    serverFactory: hot && hotServerFactory(hot),
+    serverFactory: hot && hotServerFactory(hot, fronts),
     ...(options.requestLogger
       ? { loggerInstance: options.requestLogger, disableRequestLogging: true }
       : { logger: false }),
@@ -83,8 +85,11 @@ export function createJsonServer(options: JsonServerOptions): FastifyInstance {
   acceptJsonOnly(app);
   if (hot) {
     hotRoutesByApp.set(app, hot);
+    const front = fronts[0];
+    if (front) frontsByApp.set(app, front);
     app.addHook('preClose', (done) => {
       hot.close();
+      front?.close();
       done();
     });
   }
@@ -119,8 +124,12 @@ export function createJsonServer(options: JsonServerOptions): FastifyInstance {
   return app;
 }
 
-/** A plain Node HTTP server that offers each request to the hot routes before fastify's handler. */
-function hotServerFactory(hot: HotRoutes): FastifyServerFactory {
+/**
+ * A plain Node HTTP server with the hot routes in front: the front (http-front.ts) answers their requests
+ * off the socket, and Node's server offers every request that reaches it to the hot routes before
+ * fastify's handler (a connection the front handed over may still send hot requests).
+ */
+function hotServerFactory(hot: HotRoutes, fronts: HttpFront[]): FastifyServerFactory {
   return (handler, options) => {
     // Fastify passes its options with its defaults filled in; the type says less.
     const settings = options as {
@@ -137,11 +146,18 @@ function hotServerFactory(hot: HotRoutes): FastifyServerFactory {
     if (settings.requestTimeout !== undefined) server.requestTimeout = settings.requestTimeout;
     if (settings.connectionTimeout !== undefined) server.setTimeout(settings.connectionTimeout);
     if (settings.maxRequestsPerSocket) server.maxRequestsPerSocket = settings.maxRequestsPerSocket;
+    fronts.push(attachHttpFront(server, hot, { keepAliveTimeoutMs: server.keepAliveTimeout }));
     return server;
   };
 }
 
 const hotRoutesByApp = new WeakMap<FastifyInstance, HotRoutes>();
+const frontsByApp = new WeakMap<FastifyInstance, HttpFront>();
+
+/** The front before `app`'s HTTP server, if it has hot routes (tests read its connections). */
+export function frontOf(app: FastifyInstance): HttpFront | undefined {
+  return frontsByApp.get(app);
+}
 
 /** The hot routes in front of `app`, if it has any (tests read how many requests they answered). */
 export function hotRoutesOf(app: FastifyInstance): HotRoutes | undefined {
@@ -253,7 +269,11 @@ function hasEmptyParam(params: unknown): boolean {
 export async function closeGracefully(app: FastifyInstance, graceMs: number): Promise<void> {
   const closing = app.close();
   const sweep = setInterval(() => app.server.closeIdleConnections(), SHUTDOWN_SWEEP_MS);
-  const cut = setTimeout(() => app.server.closeAllConnections(), graceMs);
+  // The front's connections are not the HTTP server's: they end once idle (see HttpFront.close).
+  const cut = setTimeout(() => {
+    app.server.closeAllConnections();
+    frontOf(app)?.destroyAll();
+  }, graceMs);
   try {
     await closing;
   } finally {
