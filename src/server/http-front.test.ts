@@ -46,7 +46,7 @@ before(async () => {
       response.end(text);
     });
   });
-  front = attachHttpFront(server, hot, { keepAliveTimeoutMs: 300 });
+  front = attachHttpFront(server, hot, { keepAliveTimeoutMs: 300, requestTimeoutMs: 1_000 });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as { port: number }).port;
 });
@@ -226,6 +226,7 @@ test('a request arriving a byte at a time is answered by the front', async () =>
     client.write(byte);
     await sleep(1);
   }
+  // Well within requestTimeoutMs (1 s): this test is about pieces, the next one about time.
   const [answer] = await client.answered(1);
   assert.equal(answer.body, '{"n":7}');
   assert.deepEqual(nodeSaw, [], 'Node saw none of it');
@@ -273,6 +274,20 @@ test('a client that half-closes after its request gets the answer, then the end 
   assert.equal(answer.body, '{"n":5}');
   assert.equal(answer.headers.connection, 'close');
   await client.waitFor(() => client.closed, 'the connection to close');
+});
+
+test('a request that trickles in for longer than the request timeout goes to Node', async () => {
+  nodeSaw.length = 0;
+  const client = new Client();
+  const bytes = post('{"n":8}');
+  for (const byte of bytes) {
+    client.write(byte);
+    await sleep(12);
+  }
+  const [answer] = await client.answered(1);
+  assert.equal(answer.body, '{"n":8}');
+  assert.deepEqual(nodeSaw, ['POST /echo'], 'Node read the rest');
+  client.socket.destroy();
 });
 
 test('an idle connection is closed after the keep-alive time; a request left half-sent then goes to Node', async () => {

@@ -41,6 +41,11 @@ const QUEUED_BYTES_MAX = 1024 * 1024;
 export interface HttpFrontOptions {
   /** An idle connection is closed after this long (Node's `keepAliveTimeout`, as fastify set it). */
   keepAliveTimeoutMs: number;
+  /**
+   * A request still not whole this long after its first bytes goes to Node's server, whose own
+   * `requestTimeout` then cuts it (so a client sending a byte at a time holds a socket for a bounded time).
+   */
+  requestTimeoutMs: number;
 }
 
 /** The front of `server`: installed by `attachHttpFront`, closed with the server (see `close`). */
@@ -135,6 +140,8 @@ class FrontConnection {
   private pendingBytes = 0;
   /** The pending request's whole length once its head is read, else 0 (read again at every piece). */
   private needed = 0;
+  /** When the request not yet whole began to arrive (Date.now()), or 0. */
+  private pendingSinceMs = 0;
   /** Answers not yet written, in request order. */
   private readonly slots: Slot[] = [];
   /** Set when a request is for Node: the bytes from it on, handed over once the slots are written. */
@@ -168,7 +175,10 @@ class FrontConnection {
       // A body arriving in pieces is joined once, when it is whole, not at every piece.
       this.pending.push(chunk);
       this.pendingBytes += chunk.length;
-      if (this.pendingBytes < this.needed) return;
+      if (this.pendingBytes < this.needed) {
+        if (this.overdue()) this.handOver(Buffer.concat(this.pending, this.pendingBytes));
+        return;
+      }
       buffer = Buffer.concat(this.pending, this.pendingBytes);
       this.pending = undefined;
     }
@@ -182,7 +192,7 @@ class FrontConnection {
       if (taken === 0) {
         const rest = buffer.subarray(at);
         // Not whole yet: kept, unless it is a head longer than Node allows (Node answers that one).
-        if (this.needed === 0 && rest.length > HEAD_BYTES_MAX) this.handOver(rest);
+        if ((this.needed === 0 && rest.length > HEAD_BYTES_MAX) || this.overdue()) this.handOver(rest);
         else {
           this.pending = [rest];
           this.pendingBytes = rest.length;
@@ -190,7 +200,15 @@ class FrontConnection {
         return;
       }
       at += taken;
+      this.pendingSinceMs = 0;
     }
+  }
+
+  /** Whether the request not yet whole has taken too long; starts its clock at its first piece. */
+  private overdue(): boolean {
+    const now = Date.now();
+    if (this.pendingSinceMs === 0) this.pendingSinceMs = now;
+    return now - this.pendingSinceMs > this.front.options.requestTimeoutMs;
   }
 
   /**

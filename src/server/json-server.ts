@@ -146,7 +146,12 @@ function hotServerFactory(hot: HotRoutes, fronts: HttpFront[]): FastifyServerFac
     if (settings.requestTimeout !== undefined) server.requestTimeout = settings.requestTimeout;
     if (settings.connectionTimeout !== undefined) server.setTimeout(settings.connectionTimeout);
     if (settings.maxRequestsPerSocket) server.maxRequestsPerSocket = settings.maxRequestsPerSocket;
-    fronts.push(attachHttpFront(server, hot, { keepAliveTimeoutMs: server.keepAliveTimeout }));
+    fronts.push(
+      attachHttpFront(server, hot, {
+        keepAliveTimeoutMs: server.keepAliveTimeout,
+        requestTimeoutMs: server.requestTimeout,
+      }),
+    );
     return server;
   };
 }
