@@ -39,3 +39,39 @@ test('a hot route whose run throws instead of rejecting gets a 500 JSON answer, 
     await app.close();
   }
 });
+
+test('a hot route whose parseFast throws gets a 500 JSON answer, and the server lives on', async () => {
+  const logged: unknown[] = [];
+  let calls = 0;
+  const app = createJsonServer({
+    bodyBytesMax: 1024,
+    token: undefined,
+    contractHint: 'see the test',
+    errorLog: { error: (obj) => logged.push(obj) },
+    hotRoutes: [
+      {
+        url: '/things',
+        bodyBytesMax: 1024,
+        validate: new Ajv().compile({ type: 'object' }),
+        ready: () => true,
+        parseFast: () => {
+          if (calls++ === 0) throw new Error('a parser bug');
+          return undefined;
+        },
+        run: () => Promise.resolve('{"ok":true}'),
+      },
+    ],
+  });
+  app.post('/things', async () => ({ ok: 'from fastify' }));
+  const send = await wire(app);
+  try {
+    const broken = await send({ method: 'POST', url: '/things', payload: {} });
+    assert.equal(broken.statusCode, 500);
+    assert.equal(broken.json().error, 'internal');
+    assert.equal(logged.length, 1, 'the bug is logged');
+    const next = await send({ method: 'POST', url: '/things', payload: {} });
+    assert.equal(next.body, '{"ok":true}', 'answered by the hot route again');
+  } finally {
+    await app.close();
+  }
+});

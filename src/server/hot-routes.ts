@@ -114,7 +114,14 @@ export class HotRoutes {
 
   /** Answers a whole body that `routeFor` gave `route` for, through `reply`. */
   serve(route: HotRoute, bytes: Buffer, reply: HotReply): void {
-    const fast = route.parseFast?.(bytes);
+    let fast: unknown;
+    try {
+      fast = route.parseFast?.(bytes);
+    } catch (error) {
+      // A bug in a parser, thrown inside a socket's event handler, would end the process: a 500 instead.
+      this.fail(reply, route, error);
+      return;
+    }
     if (fast !== undefined) this.run(reply, route, fast);
     else this.answer(reply, route, bytes.toString('utf8'));
   }
@@ -169,12 +176,14 @@ export class HotRoutes {
     }
     answer.then(
       (json) => this.send(reply, route, 200, json),
-      (error: unknown) => {
-        const http = toHttpError(error);
-        logIfInternal(http, error, route.url, this.options.errorLog);
-        this.send(reply, route, http.status, JSON.stringify(http.body), http.headers);
-      },
+      (error: unknown) => this.fail(reply, route, error),
     );
+  }
+
+  private fail(reply: HotReply, route: HotRoute, error: unknown): void {
+    const http = toHttpError(error);
+    logIfInternal(http, error, route.url, this.options.errorLog);
+    this.send(reply, route, http.status, JSON.stringify(http.body), http.headers);
   }
 
   private send(
