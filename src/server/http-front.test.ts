@@ -4,6 +4,7 @@ import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Ajv } from 'ajv';
+import fc from 'fast-check';
 import { HotRoutes } from './hot-routes.ts';
 import { attachHttpFront, type HttpFront, parseHead } from './http-front.ts';
 import { closeGracefully, createJsonServer, frontOf } from './json-server.ts';
@@ -135,10 +136,16 @@ class Client {
   }
 }
 
+/** parseHead over a head given as text, within a buffer that holds more bytes on both sides. */
+function head(text: string) {
+  const bytes = Buffer.from(`xx${text}\r\n\r\n{"body":1}`, 'latin1');
+  return parseHead(bytes, 2, 2 + Buffer.byteLength(text, 'latin1'));
+}
+
 test('parseHead reads the plain hot request head, trimming header values', () => {
   assert.deepEqual(
-    parseHead(
-      'POST /v1/reservations HTTP/1.1\r\nhost: a\r\nContent-Type:  application/json \r\nAuthorization: Bearer t\r\nContent-Length: 12\r\nConnection: Keep-Alive\r\nX-Other: anything at all',
+    head(
+      'POST /v1/reservations HTTP/1.1\r\nhost: a\r\nContent-Type:  application/json \r\nAuthorization: Bearer t\r\nContent-Length: 12\r\nConnection: Keep-Alive\r\nX-Other: anything at all \t\u00e9',
     ),
     {
       url: '/v1/reservations',
@@ -176,10 +183,25 @@ test('parseHead leaves every head it is not sure to read as Node would to Node',
     ['a bare LF in a value', [...good, 'X-A: 1\nX-B: 2']],
     ['a bare CR in a value', [...good, 'X-A: 1\rX-B: 2']],
     ['a control character in a value', [...good, 'X-A: a\x01b']],
+    ['DEL in a value', [...good, 'X-A: a\x7fb']],
+    ['a non-token byte in a name', [...good, 'X\u00e9: 1']],
+    ['an empty name', [...good, ': 1']],
+    [
+      'a Content-Length over 16 digits',
+      ['POST /echo HTTP/1.1', 'Host: x', `Content-Length: 1${'0'.repeat(16)}`],
+    ],
+    ['an empty Content-Length', ['POST /echo HTTP/1.1', 'Host: x', 'Content-Length: ']],
+    ['lower-case post', ['post /echo HTTP/1.1', 'Host: x', 'Content-Length: 5']],
+    ['HTTP/1.10', ['POST /echo HTTP/1.10', 'Host: x', 'Content-Length: 5']],
+    ['a tab before the version', ['POST /echo\tHTTP/1.1', 'Host: x', 'Content-Length: 5']],
+    ['two spaces before the version', ['POST /echo  HTTP/1.1', 'Host: x', 'Content-Length: 5']],
     ['an empty line among the headers', [...good, '', 'X-A: 1']],
   ];
-  for (const [name, lines] of heads) assert.equal(parseHead(lines.join('\r\n')), undefined, name);
-  assert.notEqual(parseHead(good.join('\r\n')), undefined, 'the control case reads');
+  for (const [name, lines] of heads) assert.equal(head(lines.join('\r\n')), undefined, name);
+  assert.notEqual(head(good.join('\r\n')), undefined, 'the control case reads');
+  assert.equal(head('POST /echo HTTP/1.1'), undefined, 'a request line alone (no Host)');
+  assert.equal(head(`${good.join('\r\n')}\r`), undefined, 'a bare CR at the end');
+  assert.equal(head(`${good.join('\r\n')}\x7f`), undefined, 'DEL at the end');
 });
 
 test('pipelined hot requests are answered in request order, even when a later one is decided first', async () => {
@@ -352,4 +374,128 @@ test('closing the JSON server ends idle front connections and lets a busy one fi
   assert.match(busyText, /^HTTP\/1\.1 200 OK\r\n/);
   assert.match(busyText, /\r\nConnection: close\r\n/);
   assert.ok(busyText.endsWith('{"done":true}'));
+});
+
+test("whatever head parseHead reads, Node's own parser reads the same way (generated heads)", async () => {
+  // A plain Node server, no front: what llhttp made of each head, or that it refused it.
+  let seen: { url?: string; length?: string; type?: string; auth?: string } | undefined;
+  const plain = createServer((request, response) => {
+    seen = {
+      url: request.url,
+      length: request.headers['content-length'],
+      type: request.headers['content-type'],
+      auth: request.headers.authorization,
+    };
+    request.resume();
+    request.on('end', () => response.end());
+  });
+  await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+  const plainPort = (plain.address() as { port: number }).port;
+  /** Sends the head and a body of `length` bytes; resolves with the status Node answered. */
+  const nodeStatus = (bytes: Buffer) =>
+    new Promise<number>((resolve) => {
+      const socket = connect(plainPort, '127.0.0.1');
+      let text = '';
+      socket.on('data', (chunk) => {
+        text += chunk.toString('latin1');
+        const status = /^HTTP\/1\.1 (\d{3})/.exec(text);
+        if (status) {
+          socket.destroy();
+          resolve(Number(status[1]));
+        }
+      });
+      socket.on('error', () => resolve(0));
+      socket.on('close', () => resolve(0));
+      socket.end(bytes);
+    });
+  const name = fc.constantFrom(
+    'Host',
+    'host',
+    'HOST',
+    'Content-Length',
+    'content-length',
+    'CONTENT-length',
+    'Content-Type',
+    'Authorization',
+    'Connection',
+    'Transfer-Encoding',
+    'Expect',
+    'X-Other',
+    'X Bad',
+    'Host ',
+    '',
+  );
+  const ows = fc.constantFrom('', ' ', '  ', '\t', ' \t');
+  const value = fc.oneof(
+    fc.constantFrom('5', '05', '+5', '5, 5', 'x', 'keep-alive', 'Keep-Alive', 'close', 'chunked'),
+    fc.constantFrom('application/json', 'Bearer t', 'a\u00e9b', 'a\x01b', 'a\rb', 'a\nb', 'a\x7f', ''),
+  );
+  const header = fc.oneof(
+    { arbitrary: fc.tuple(ows, value, ows).map(([a, v, b]) => `X-Other:${a}${v}${b}`), weight: 3 },
+    { arbitrary: fc.tuple(name, ows, value, ows).map(([n, a, v, b]) => `${n}:${a}${v}${b}`), weight: 1 },
+  );
+  // Every head starts from the parts a readable head needs, so most runs reach Node.
+  const host = fc.tuple(fc.constantFrom('Host', 'host'), ows, fc.constantFrom('x', 'a:1', ''), ows);
+  const length = fc.tuple(
+    fc.constantFrom('Content-Length', 'content-length'),
+    ows,
+    fc.constantFrom('5', '12', '1', '9999'),
+    ows,
+  );
+  const requestLine = fc.oneof(
+    { arbitrary: fc.constantFrom('POST /echo HTTP/1.1', 'POST /e%20cho?x=1 HTTP/1.1'), weight: 6 },
+    {
+      arbitrary: fc.constantFrom(
+        'POST /echo HTTP/1.0',
+        'post /echo HTTP/1.1',
+        'POST  /echo HTTP/1.1',
+        'POST /echo\tHTTP/1.1',
+      ),
+      weight: 1,
+    },
+  );
+  let read = 0;
+  const runs = Number(process.env.HEAD_RUNS ?? 400);
+  try {
+    await fc.assert(
+      fc.asyncProperty(
+        requestLine,
+        host.map((parts) => parts.join('').replace(/^(host)/i, '$1:')),
+        length.map((parts) => parts.join('').replace(/^(content-length)/i, '$1:')),
+        fc.array(header, { maxLength: 3 }),
+        fc.nat(),
+        async (line, hostLine, lengthLine, extras, order) => {
+          const lines = [hostLine, lengthLine, ...extras];
+          const turned = lines.slice(order % lines.length).concat(lines.slice(0, order % lines.length));
+          const text = [line, ...turned].join('\r\n');
+          const headBytes = Buffer.from(text, 'latin1');
+          const parsed = parseHead(headBytes, 0, headBytes.length);
+          if (parsed === undefined) return;
+          read++;
+          seen = undefined;
+          const status = await nodeStatus(
+            Buffer.concat([headBytes, Buffer.from('\r\n\r\n'), Buffer.alloc(parsed.contentLength, 0x61)]),
+          );
+          assert.equal(status, 200, `Node refused a head the front reads: ${JSON.stringify(text)}`);
+          assert.deepEqual(
+            seen,
+            {
+              url: parsed.url,
+              length: String(parsed.contentLength),
+              type: parsed.contentType,
+              auth: parsed.authorization,
+            },
+            JSON.stringify(text),
+          );
+        },
+      ),
+      { numRuns: runs },
+    );
+    assert.ok(
+      read > runs / 10,
+      `only ${read} of ${runs} generated heads were readable: the test checks too little`,
+    );
+  } finally {
+    await new Promise((resolve) => plain.close(resolve));
+  }
 });

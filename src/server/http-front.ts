@@ -25,16 +25,6 @@ import { JSON_CONTENT_TYPE } from './json-errors.ts';
 /** Node's default limit on a request's headers; a longer head goes to Node, which answers 431. */
 const HEAD_BYTES_MAX = 16 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n');
-const REQUEST_LINE_END = ' HTTP/1.1';
-/**
- * A header line: a name (RFC 9110 token), a colon, the value without the spaces or tabs around it. The
- * value may hold no control character but tab, so a bare CR or LF inside a line does not match.
- */
-const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\t\x20-\x7e\x80-\xff]*?)[ \t]*$/;
-/** The request target of a hot request: a path of printable characters. */
-const TARGET = /^\/[\x21-\x7e]*$/;
-/** A Content-Length the front reads itself: no sign, no leading zero, no list. */
-const LENGTH = /^[1-9][0-9]{0,15}$/;
 /** Answers queued on a connection beyond this many bytes: stop reading it until they drain. */
 const QUEUED_BYTES_MAX = 1024 * 1024;
 
@@ -223,8 +213,7 @@ class FrontConnection {
     if (headEnd < 0)
       return buffer.length - at < 5 || buffer.toString('latin1', at, at + 5) === 'POST ' ? 0 : -1;
     if (headEnd - at > HEAD_BYTES_MAX) return -1;
-    const head = buffer.toString('latin1', at, headEnd);
-    const parsed = parseHead(head);
+    const parsed = parseHead(buffer, at, headEnd);
     if (parsed === undefined) return -1;
     const route = this.front.hot.routeFor(
       'POST',
@@ -360,54 +349,159 @@ interface Head {
 }
 
 /**
- * A request head (without its blank line) that the front reads itself, or undefined for one it leaves to
- * Node's parser. It reads only `POST <path> HTTP/1.1` with CRLF-ended `name: value` lines, where the
- * headers that decide framing and routing appear at most once and Host is present.
+ * The request head in `b` from `start` to `end` (without its blank line) when the front reads it itself,
+ * or undefined for one it leaves to Node's parser. It reads only `POST <path> HTTP/1.1` with CRLF-ended
+ * `name: value` lines, where the headers that decide framing and routing appear at most once and Host is
+ * present. It works on the bytes: splitting the head into strings and matching each line with a regular
+ * expression cost 2.5 µs a head, a few per cent of the whole request (decision 020).
  */
-export function parseHead(head: string): Head | undefined {
-  if (!head.startsWith('POST ')) return undefined;
-  const lines = head.split('\r\n');
-  const requestLine = lines[0];
-  const space = requestLine.indexOf(' ', 5);
-  if (space < 0 || requestLine.slice(space) !== REQUEST_LINE_END) return undefined;
-  const url = requestLine.slice(5, space);
-  if (!TARGET.test(url)) return undefined;
+export function parseHead(b: Buffer, start: number, end: number): Head | undefined {
+  if (end - start < POST.length || !sameBytes(b, start, POST)) return undefined;
+  const lineEnd = b.indexOf(CRLF, start);
+  const requestLineEnd = lineEnd < 0 || lineEnd > end ? end : lineEnd;
+  const targetEnd = requestLineEnd - HTTP_1_1.length;
+  const targetStart = start + POST.length;
+  if (targetEnd <= targetStart || !sameBytes(b, targetEnd, HTTP_1_1) || b[targetStart] !== SLASH)
+    return undefined;
+  for (let i = targetStart; i < targetEnd; i++) if (b[i] < 0x21 || b[i] > 0x7e) return undefined;
+  const url = b.toString('latin1', targetStart, targetEnd);
   let host = false;
   let authorization: string | undefined;
   let contentType: string | undefined;
-  let contentLength: number | undefined;
-  for (let i = 1; i < lines.length; i++) {
-    const header = HEADER_LINE.exec(lines[i]);
-    if (header === null) return undefined;
-    const value = header[2];
-    switch (header[1].toLowerCase()) {
-      case 'host':
+  let contentLength = -1;
+  let at = requestLineEnd + 2;
+  while (at < end) {
+    // The name: token bytes up to the colon.
+    const nameStart = at;
+    while (at < end && TOKEN_BYTE[b[at]] === 1) at++;
+    if (at === nameStart || at >= end || b[at] !== COLON) return undefined;
+    const nameEnd = at++;
+    while (at < end && (b[at] === SP || b[at] === HT)) at++;
+    // The value: no control byte but tab, up to the CRLF that ends the line (a bare CR or LF is one).
+    const valueStart = at;
+    let valueEnd = at;
+    while (at < end) {
+      const c = b[at];
+      if (c === CR) break;
+      if (c < SP ? c !== HT : c === DEL) return undefined;
+      at++;
+      if (c !== SP && c !== HT) valueEnd = at;
+    }
+    const lineValueEnd = at;
+    if (at < end) {
+      if (at + 1 >= end || b[at + 1] !== LF) return undefined;
+      at += 2;
+      // A line may not be empty, nor the head end in a line break.
+      if (at >= end) return undefined;
+    }
+    switch (headerOf(b, nameStart, nameEnd)) {
+      case Header.Host:
         if (host) return undefined;
         host = true;
         break;
-      case 'authorization':
+      case Header.Authorization:
         if (authorization !== undefined) return undefined;
-        authorization = value;
+        authorization = b.toString('latin1', valueStart, valueEnd);
         break;
-      case 'content-type':
+      case Header.ContentType:
         if (contentType !== undefined) return undefined;
-        contentType = value;
+        contentType = b.toString('latin1', valueStart, valueEnd);
         break;
-      case 'content-length':
-        if (contentLength !== undefined || !LENGTH.test(value)) return undefined;
-        contentLength = Number(value);
+      case Header.ContentLength:
+        if (contentLength !== -1) return undefined;
+        contentLength = plainLength(b, valueStart, valueEnd);
+        // llhttp refuses a tab after the digits (found by the generated-heads test); spaces it takes.
+        if (contentLength < 0 || !onlySpaces(b, valueEnd, lineValueEnd)) return undefined;
         break;
-      case 'connection':
-        if (value.toLowerCase() !== 'keep-alive') return undefined;
+      case Header.Connection:
+        if (!sameBytesIgnoringCase(b, valueStart, valueEnd, KEEP_ALIVE)) return undefined;
         break;
-      case 'transfer-encoding':
-      case 'expect':
-      case 'upgrade':
+      case Header.Refused:
         return undefined;
     }
   }
-  if (!host || contentLength === undefined) return undefined;
+  if (!host || contentLength === -1) return undefined;
   return { url, authorization, contentType, contentLength };
+}
+
+const POST = Buffer.from('POST ', 'latin1');
+const HTTP_1_1 = Buffer.from(' HTTP/1.1', 'latin1');
+const CRLF = Buffer.from('\r\n', 'latin1');
+const KEEP_ALIVE = Buffer.from('keep-alive', 'latin1');
+const SLASH = 0x2f;
+const COLON = 0x3a;
+const SP = 0x20;
+const HT = 0x09;
+const CR = 0x0d;
+const LF = 0x0a;
+const DEL = 0x7f;
+
+/** Bytes of a header name (RFC 9110 token). */
+const TOKEN_BYTE = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+  TOKEN_BYTE[c.charCodeAt(0)] = 1;
+
+enum Header {
+  Other,
+  Host,
+  Authorization,
+  ContentType,
+  ContentLength,
+  Connection,
+  /** Transfer-Encoding, Expect, Upgrade: they change the framing or the connection; Node reads those. */
+  Refused,
+}
+
+const HEADERS: [Buffer, Header][] = (
+  [
+    ['host', Header.Host],
+    ['authorization', Header.Authorization],
+    ['content-type', Header.ContentType],
+    ['content-length', Header.ContentLength],
+    ['connection', Header.Connection],
+    ['transfer-encoding', Header.Refused],
+    ['expect', Header.Refused],
+    ['upgrade', Header.Refused],
+  ] as const
+).map(([name, header]) => [Buffer.from(name, 'latin1'), header]);
+
+function headerOf(b: Buffer, start: number, end: number): Header {
+  for (const [name, header] of HEADERS) if (sameBytesIgnoringCase(b, start, end, name)) return header;
+  return Header.Other;
+}
+
+function onlySpaces(b: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (b[i] !== SP) return false;
+  return true;
+}
+
+function sameBytes(b: Buffer, at: number, word: Buffer): boolean {
+  for (let k = 0; k < word.length; k++) if (b[at + k] !== word[k]) return false;
+  return true;
+}
+
+/**
+ * Whether b[start, end) is `word` (lower case letters and '-') in any case. Setting bit 0x20 lowers a
+ * letter; of the bytes a name or value may hold, only 'a'-'z' and 'A'-'Z' become a lower case letter so,
+ * and only '-' becomes '-'.
+ */
+function sameBytesIgnoringCase(b: Buffer, start: number, end: number, word: Buffer): boolean {
+  if (end - start !== word.length) return false;
+  for (let k = 0; k < word.length; k++) if ((b[start + k] | 0x20) !== word[k]) return false;
+  return true;
+}
+
+/** A Content-Length the front reads itself: 1-16 digits, no sign, no leading zero, no list; else -1. */
+function plainLength(b: Buffer, start: number, end: number): number {
+  const digits = end - start;
+  if (digits < 1 || digits > 16 || b[start] === 0x30) return -1;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const c = b[i];
+    if (c < 0x30 || c > 0x39) return -1;
+    value = value * 10 + (c - 0x30);
+  }
+  return value;
 }
 
 let dateSecond = -1;
