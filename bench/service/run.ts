@@ -254,9 +254,12 @@ class ServiceBench {
       f.gate_vs_redis_lua = f.gate_ops_per_s / f.redis_lua_ops_per_s;
     if (f.gate_ops_per_s > 0 && f.postgres_ops_per_s > 0)
       f.gate_vs_postgres = f.gate_ops_per_s / f.postgres_ops_per_s;
-    // wrk against both: the gate's single-reservation route as a share of the bare HTTP layer's ceiling.
+    // wrk against each: the gate's single-reservation route as a share of node:http's bare ceiling, and of
+    // raw sockets' (the gate's front reads its requests off the socket: decision 020).
     if (f.gate_ops_per_s_c_tool > 0 && f.node_http_noop_wrk_req_per_s > 0)
       f.gate_wrk_vs_node_http_noop = f.gate_ops_per_s_c_tool / f.node_http_noop_wrk_req_per_s;
+    if (f.gate_ops_per_s_c_tool > 0 && f.wrk_ceiling_req_per_s > 0)
+      f.gate_wrk_vs_raw_noop = f.gate_ops_per_s_c_tool / f.wrk_ceiling_req_per_s;
     f.targets_failed = this.failures.length;
     f.elapsed_s = Math.round((Date.now() - this.startedMs) / 1000);
     const plan = this.plan;
@@ -270,7 +273,8 @@ class ServiceBench {
     const ratio = (value: number | undefined) => (value === undefined ? '-' : `${value.toFixed(2)}x`);
     console.log(
       `balance-gate single reservations: ${ratio(f.gate_vs_redis_lua)} Redis+Lua, ${ratio(f.gate_vs_postgres)} PostgreSQL ` +
-        `(best rounds of this run); wrk: ${ratio(f.gate_wrk_vs_node_http_noop)} of the node:http no-op server`,
+        `(best rounds of this run); wrk: ${ratio(f.gate_wrk_vs_node_http_noop)} of the node:http no-op server, ` +
+        `${ratio(f.gate_wrk_vs_raw_noop)} of the raw-socket one`,
     );
     for (const failure of this.failures) console.log(`FAILED ${failure}`);
     return f;
