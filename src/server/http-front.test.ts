@@ -369,8 +369,10 @@ test('closing the JSON server ends idle front connections and lets a busy one fi
   await sleep(20);
   const closing = closeGracefully(app, 5_000);
   while (!idleClosed) await sleep(5);
+  const busyClosed = new Promise((resolve) => busy.on('close', resolve));
   release();
   await closing;
+  await busyClosed;
   assert.match(busyText, /^HTTP\/1\.1 200 OK\r\n/);
   assert.match(busyText, /\r\nConnection: close\r\n/);
   assert.ok(busyText.endsWith('{"done":true}'));

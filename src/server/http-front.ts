@@ -266,8 +266,10 @@ class FrontConnection {
         socket.uncork();
       }
       if (last) {
+        // As Node's server does after a `Connection: close` answer: the socket is closed once it is
+        // written, not left half-open until the client closes its side.
         this.front.forget(this);
-        socket.end();
+        socket.end(() => socket.destroy());
         return;
       }
     }
@@ -322,11 +324,9 @@ class FrontConnection {
     else this.destroy();
   }
 
+  /** Closes the connection if no answer is owed on it, as Node's `closeIdleConnections` does. */
   endIfIdle(): void {
-    if (this.slots.length === 0 && this.handing === undefined && this.pending === undefined) {
-      this.front.forget(this);
-      this.socket.end();
-    }
+    if (this.slots.length === 0 && this.handing === undefined && this.pending === undefined) this.destroy();
   }
 
   destroy(): void {
