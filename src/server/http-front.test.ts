@@ -304,7 +304,7 @@ test('a request that trickles in for longer than the request timeout goes to Nod
   const bytes = post('{"n":8}');
   for (const byte of bytes) {
     client.write(byte);
-    await sleep(12);
+    await sleep(20);
   }
   const [answer] = await client.answered(1);
   assert.equal(answer.body, '{"n":8}');

@@ -43,6 +43,14 @@ export class HttpFront {
   private readonly connections = new Set<FrontConnection>();
   private closing = false;
   readonly keepAliveHeader: string;
+  /**
+   * The front's clock for timeouts, in sweeps: a connection notes the tick of its last activity, and a
+   * sweep closes the idle ones and hands over the late ones. A socket timeout per connection (Node's
+   * `setTimeout`) re-armed a timer at every read and write: ~1% of the main thread under load.
+   */
+  tick = 0;
+  readonly sweepMs: number;
+  private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly server: Server,
@@ -51,6 +59,20 @@ export class HttpFront {
     readonly options: HttpFrontOptions,
   ) {
     this.keepAliveHeader = `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(options.keepAliveTimeoutMs / 1000)}\r\n`;
+    const shortest = Math.min(options.keepAliveTimeoutMs, options.requestTimeoutMs);
+    this.sweepMs = Math.max(10, Math.min(1000, Math.floor(shortest / 8)));
+    this.sweeper = setInterval(() => this.sweep(), this.sweepMs).unref();
+    server.on('close', () => clearInterval(this.sweeper));
+  }
+
+  /** Whether `ms` have passed since `sinceTick` (to within a sweep). */
+  elapsed(sinceTick: number, ms: number): boolean {
+    return (this.tick - sinceTick) * this.sweepMs >= ms;
+  }
+
+  private sweep(): void {
+    this.tick++;
+    for (const connection of this.connections) connection.checkTimeouts();
   }
 
   get isClosing(): boolean {
@@ -130,8 +152,9 @@ class FrontConnection {
   private pendingBytes = 0;
   /** The pending request's whole length once its head is read, else 0 (read again at every piece). */
   private needed = 0;
-  /** When the request not yet whole began to arrive (Date.now()), or 0. */
-  private pendingSinceMs = 0;
+  /** The front's tick when the connection was last read or written, and when its pending request began. */
+  private activeTick: number;
+  private pendingTick = -1;
   /** Answers not yet written, in request order. */
   private readonly slots: Slot[] = [];
   /** Set when a request is for Node: the bytes from it on, handed over once the slots are written. */
@@ -141,7 +164,6 @@ class FrontConnection {
   private readonly onData = (chunk: Buffer) => this.read(chunk);
   private readonly onEnd = () => this.clientEnd();
   private readonly onClose = () => this.close();
-  private readonly onTimeout = () => this.timeout();
   private readonly onDrain = () => this.drained();
   private readonly onError = () => undefined;
 
@@ -152,23 +174,20 @@ class FrontConnection {
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onClose);
-    socket.on('timeout', this.onTimeout);
     socket.on('drain', this.onDrain);
     // A reset connection has no one to answer; 'close' follows.
     socket.on('error', this.onError);
-    socket.setTimeout(front.options.keepAliveTimeoutMs);
+    this.activeTick = front.tick;
   }
 
   private read(chunk: Buffer): void {
+    this.activeTick = this.front.tick;
     let buffer = chunk;
     if (this.pending !== undefined) {
       // A body arriving in pieces is joined once, when it is whole, not at every piece.
       this.pending.push(chunk);
       this.pendingBytes += chunk.length;
-      if (this.pendingBytes < this.needed) {
-        if (this.overdue()) this.handOver(Buffer.concat(this.pending, this.pendingBytes));
-        return;
-      }
+      if (this.pendingBytes < this.needed) return;
       buffer = Buffer.concat(this.pending, this.pendingBytes);
       this.pending = undefined;
     }
@@ -182,23 +201,17 @@ class FrontConnection {
       if (taken === 0) {
         const rest = buffer.subarray(at);
         // Not whole yet: kept, unless it is a head longer than Node allows (Node answers that one).
-        if ((this.needed === 0 && rest.length > HEAD_BYTES_MAX) || this.overdue()) this.handOver(rest);
+        if (this.needed === 0 && rest.length > HEAD_BYTES_MAX) this.handOver(rest);
         else {
           this.pending = [rest];
           this.pendingBytes = rest.length;
+          if (this.pendingTick < 0) this.pendingTick = this.front.tick;
         }
         return;
       }
       at += taken;
-      this.pendingSinceMs = 0;
+      this.pendingTick = -1;
     }
-  }
-
-  /** Whether the request not yet whole has taken too long; starts its clock at its first piece. */
-  private overdue(): boolean {
-    const now = Date.now();
-    if (this.pendingSinceMs === 0) this.pendingSinceMs = now;
-    return now - this.pendingSinceMs > this.front.options.requestTimeoutMs;
   }
 
   /**
@@ -248,6 +261,7 @@ class FrontConnection {
 
   /** Writes the answers that are ready, in order, and moves on once none is left. */
   private flush(): void {
+    this.activeTick = this.front.tick;
     const slots = this.slots;
     const socket = this.socket;
     while (slots.length > 0 && slots[0].bytes !== undefined) {
@@ -291,10 +305,8 @@ class FrontConnection {
     socket.removeListener('data', this.onData);
     socket.removeListener('end', this.onEnd);
     socket.removeListener('close', this.onClose);
-    socket.removeListener('timeout', this.onTimeout);
     socket.removeListener('drain', this.onDrain);
     socket.removeListener('error', this.onError);
-    socket.setTimeout(0);
     this.front.handOff(this, socket, rest);
   }
 
@@ -317,11 +329,18 @@ class FrontConnection {
     }
   }
 
-  private timeout(): void {
+  /**
+   * Called at each sweep. An idle connection closes after the keep-alive time. A request still not whole
+   * after the request timeout goes to Node's server, whose own timeout then cuts it: a client that
+   * trickles bytes holds a socket for a bounded time. A connection owed an answer is left alone.
+   */
+  checkTimeouts(): void {
     if (this.slots.length > 0 || this.handing !== undefined) return;
-    // A request that has not arrived whole within the keep-alive time: Node's server times it from here.
-    if (this.pending !== undefined) this.handOver(Buffer.concat(this.pending, this.pendingBytes));
-    else this.destroy();
+    const front = this.front;
+    if (this.pending !== undefined) {
+      if (front.elapsed(this.pendingTick, front.options.requestTimeoutMs))
+        this.handOver(Buffer.concat(this.pending, this.pendingBytes));
+    } else if (front.elapsed(this.activeTick, front.options.keepAliveTimeoutMs)) this.destroy();
   }
 
   /** Closes the connection if no answer is owed on it, as Node's `closeIdleConnections` does. */
