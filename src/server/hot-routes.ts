@@ -69,10 +69,6 @@ export class HotRoutes {
     this.closing = true;
   }
 
-  get isClosing(): boolean {
-    return this.closing;
-  }
-
   /**
    * The route that takes a request with these parts, or undefined: the request then goes to fastify
    * untouched. `contentLength` is NaN when the header is absent or not a number.
