@@ -115,6 +115,14 @@ class Client {
     this.socket.write(text);
   }
 
+  /** Writes `text` one byte at a time, `gapMs` apart. */
+  async trickle(text: string, gapMs: number): Promise<void> {
+    for (const byte of text) {
+      this.write(byte);
+      await sleep(gapMs);
+    }
+  }
+
   async answered(count: number, timeoutMs = 5_000): Promise<Answer[]> {
     const until = Date.now() + timeoutMs;
     while (this.answers.length < count) {
@@ -243,11 +251,7 @@ test('a request for Node mid-connection is handed over after the answers before 
 test('a request arriving a byte at a time is answered by the front', async () => {
   nodeSaw.length = 0;
   const client = new Client();
-  const bytes = post('{"n":7}');
-  for (const byte of bytes) {
-    client.write(byte);
-    await sleep(1);
-  }
+  await client.trickle(post('{"n":7}'), 1);
   // Well within requestTimeoutMs (1 s): this test is about pieces, the next one about time.
   const [answer] = await client.answered(1);
   assert.equal(answer.body, '{"n":7}');
@@ -301,11 +305,7 @@ test('a client that half-closes after its request gets the answer, then the end 
 test('a request that trickles in for longer than the request timeout goes to Node', async () => {
   nodeSaw.length = 0;
   const client = new Client();
-  const bytes = post('{"n":8}');
-  for (const byte of bytes) {
-    client.write(byte);
-    await sleep(20);
-  }
+  await client.trickle(post('{"n":8}'), 20);
   const [answer] = await client.answered(1);
   assert.equal(answer.body, '{"n":8}');
   assert.deepEqual(nodeSaw, ['POST /echo'], 'Node read the rest');

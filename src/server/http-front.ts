@@ -50,7 +50,6 @@ export class HttpFront {
    */
   tick = 0;
   readonly sweepMs: number;
-  private readonly sweeper: NodeJS.Timeout;
 
   constructor(
     private readonly server: Server,
@@ -61,8 +60,8 @@ export class HttpFront {
     this.keepAliveHeader = `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(options.keepAliveTimeoutMs / 1000)}\r\n`;
     const shortest = Math.min(options.keepAliveTimeoutMs, options.requestTimeoutMs);
     this.sweepMs = Math.max(10, Math.min(1000, Math.floor(shortest / 8)));
-    this.sweeper = setInterval(() => this.sweep(), this.sweepMs).unref();
-    server.on('close', () => clearInterval(this.sweeper));
+    const sweeper = setInterval(() => this.sweep(), this.sweepMs).unref();
+    server.on('close', () => clearInterval(sweeper));
   }
 
   /** Whether `ms` have passed since `sinceTick` (to within a sweep). */
@@ -91,7 +90,7 @@ export class HttpFront {
 
   /** Node's server takes the connection from here on, starting with `rest`. */
   handOff(connection: FrontConnection, socket: Socket, rest: Buffer): void {
-    this.connections.delete(connection);
+    this.forget(connection);
     if (rest.length > 0) socket.unshift(rest);
     this.nodeListener.call(this.server, socket);
     socket.resume();

@@ -63,9 +63,8 @@ export function createJsonServer(options: JsonServerOptions): FastifyInstance {
           contractHint: hint,
         })
       : undefined;
-  const fronts: HttpFront[] = [];
   const app = Fastify({
-    serverFactory: hot && hotServerFactory(hot, fronts),
+    serverFactory: hot && hotServerFactory(hot),
     ...(options.requestLogger
       ? { loggerInstance: options.requestLogger, disableRequestLogging: true }
       : { logger: false }),
@@ -85,11 +84,15 @@ export function createJsonServer(options: JsonServerOptions): FastifyInstance {
   acceptJsonOnly(app);
   if (hot) {
     hotRoutesByApp.set(app, hot);
-    const front = fronts[0];
-    if (front) frontsByApp.set(app, front);
+    // Before Node's connection handler on the server hotServerFactory made, with the timeouts set there.
+    const front = attachHttpFront(app.server, hot, {
+      keepAliveTimeoutMs: app.server.keepAliveTimeout,
+      requestTimeoutMs: app.server.requestTimeout,
+    });
+    frontsByApp.set(app, front);
     app.addHook('preClose', (done) => {
       hot.close();
-      front?.close();
+      front.close();
       done();
     });
   }
@@ -129,7 +132,7 @@ export function createJsonServer(options: JsonServerOptions): FastifyInstance {
  * off the socket, and Node's server offers every request that reaches it to the hot routes before
  * fastify's handler (a connection the front handed over may still send hot requests).
  */
-function hotServerFactory(hot: HotRoutes, fronts: HttpFront[]): FastifyServerFactory {
+function hotServerFactory(hot: HotRoutes): FastifyServerFactory {
   return (handler, options) => {
     // Fastify passes its options with its defaults filled in; the type says less.
     const settings = options as {
@@ -146,12 +149,6 @@ function hotServerFactory(hot: HotRoutes, fronts: HttpFront[]): FastifyServerFac
     if (settings.requestTimeout !== undefined) server.requestTimeout = settings.requestTimeout;
     if (settings.connectionTimeout !== undefined) server.setTimeout(settings.connectionTimeout);
     if (settings.maxRequestsPerSocket) server.maxRequestsPerSocket = settings.maxRequestsPerSocket;
-    fronts.push(
-      attachHttpFront(server, hot, {
-        keepAliveTimeoutMs: server.keepAliveTimeout,
-        requestTimeoutMs: server.requestTimeout,
-      }),
-    );
     return server;
   };
 }
