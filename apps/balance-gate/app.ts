@@ -7,7 +7,6 @@ import type { HttpMetrics } from '../../src/server/http-metrics.ts';
 import { JSON_CONTENT_TYPE } from '../../src/server/json-errors.ts';
 import { createJsonServer } from '../../src/server/json-server.ts';
 import type { EngineMetrics } from '../../src/server/metrics.ts';
-import { parseBatchFast } from './batch-parser.ts';
 import type {
   BalanceGateDefinition,
   GateIndexes,
@@ -16,6 +15,7 @@ import type {
   ReserveCommand,
 } from './domain.ts';
 import { merchantView, STATUS_NAMES } from './domain.ts';
+import { parseBatchFast, parseReservationFast } from './reservation-parser.ts';
 import { BatchAnswer, reservationResultJson } from './responses.ts';
 import {
   BATCH_BODY_BYTES_MAX,
@@ -77,13 +77,14 @@ export function buildApp(options: AppOptions): FastifyInstance {
         bodyBytesMax: BODY_BYTES_MAX,
         validate: itemValidator,
         ready: () => options.store() !== undefined,
+        parseFast: parseReservationFast,
         run: (body) =>
           (options.store() as GateStore)
-            .execute('reserve', toReserve(body as ReservationBody))
+            .execute('reserve', isCommand(body) ? body : toReserve(body as ReservationBody))
             .then(reservationResultJson),
       },
       {
-        // Batches in the exact common shape skip JSON.parse and the schema (batch-parser.ts); the rest
+        // Batches in the exact common shape skip JSON.parse and the schema (reservation-parser.ts); the rest
         // are parsed and validated as fastify would, item by item.
         url: '/v1/reservations/batch',
         bodyBytesMax: BATCH_BODY_BYTES_MAX,
@@ -264,6 +265,14 @@ function decideBatch(
     answerUpTo(total);
     return answer.finish();
   });
+}
+
+/**
+ * Whether a hot route's body is already a command (parseFast read it) rather than a validated body: the
+ * schema allows no key but its own, so a validated body never has `reservationId`.
+ */
+function isCommand(body: unknown): body is ReserveCommand {
+  return (body as Partial<ReserveCommand>).reservationId !== undefined;
 }
 
 function toReserve(body: ReservationBody): ReserveCommand {

@@ -55,7 +55,15 @@ function answer(response: { statusCode: number; headers: Record<string, unknown>
 }
 
 const bodies: [string, string][] = [
-  ['a new hold', '{"reservation_id":"h1","merchant_id":"m","amount_cents":100}'],
+  ['a new hold (read without JSON.parse)', '{"reservation_id":"h1","merchant_id":"m","amount_cents":100}'],
+  [
+    'a hold, keys in another order, indented',
+    '{\n  "amount_cents": 3,\n  "merchant_id": "m",\n  "reservation_id": "h0"\n}',
+  ],
+  [
+    'an amount written 1.0 (valid, read by JSON.parse)',
+    '{"reservation_id":"h3","merchant_id":"m","amount_cents":1.0}',
+  ],
   ['a hold with a ttl', '{"reservation_id":"h2","merchant_id":"m","amount_cents":5,"ttl_ms":60000}'],
   ['a rejection for funds', '{"reservation_id":"big","merchant_id":"m","amount_cents":100000}'],
   ['an unknown merchant', '{"reservation_id":"u1","merchant_id":"nobody","amount_cents":1}'],
