@@ -158,39 +158,40 @@ function item(s: Scanner): ReserveCommand {
 
 /** The command of a single reservation's body in the exact shape above; otherwise undefined. */
 export function parseReservationFast(body: Buffer): ReserveCommand | undefined {
-  const s = new Scanner(body);
-  try {
-    const command = item(s);
-    if (s.peek() !== -1) throw NOT_FAST;
-    return command;
-  } catch (error) {
-    if (error === NOT_FAST) return undefined;
-    throw error;
-  }
+  return whole(body, item);
 }
 
 /** A batch body's commands, in order, when it has the exact shape above; otherwise undefined. */
 export function parseBatchFast(body: Buffer): ReserveCommand[] | undefined {
+  return whole(body, batch);
+}
+
+function batch(s: Scanner): ReserveCommand[] {
+  const body = s.b;
+  s.expect(OPEN_BRACE);
+  s.expect(QUOTE);
+  if (!(body.length - s.at > ITEMS.length && same(body, s.at, ITEMS) && body[s.at + ITEMS.length] === QUOTE))
+    throw NOT_FAST;
+  s.at += ITEMS.length + 1;
+  s.expect(COLON);
+  s.expect(OPEN_BRACKET);
+  const commands: ReserveCommand[] = [];
+  while (true) {
+    if (commands.length === BATCH_ITEMS_MAX) throw NOT_FAST;
+    commands.push(item(s));
+    if (s.closes(CLOSE_BRACKET)) break;
+  }
+  s.expect(CLOSE_BRACE);
+  return commands;
+}
+
+/** What `read` reads from the whole body (nothing but whitespace after it), or undefined if not the shape. */
+function whole<T>(body: Buffer, read: (s: Scanner) => T): T | undefined {
   const s = new Scanner(body);
   try {
-    s.expect(OPEN_BRACE);
-    s.expect(QUOTE);
-    if (
-      !(body.length - s.at > ITEMS.length && same(body, s.at, ITEMS) && body[s.at + ITEMS.length] === QUOTE)
-    )
-      throw NOT_FAST;
-    s.at += ITEMS.length + 1;
-    s.expect(COLON);
-    s.expect(OPEN_BRACKET);
-    const commands: ReserveCommand[] = [];
-    while (true) {
-      if (commands.length === BATCH_ITEMS_MAX) throw NOT_FAST;
-      commands.push(item(s));
-      if (s.closes(CLOSE_BRACKET)) break;
-    }
-    s.expect(CLOSE_BRACE);
+    const value = read(s);
     if (s.peek() !== -1) throw NOT_FAST;
-    return commands;
+    return value;
   } catch (error) {
     if (error === NOT_FAST) return undefined;
     throw error;
