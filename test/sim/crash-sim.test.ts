@@ -130,3 +130,13 @@ test('regression: seeds that once lost acknowledged data through a flipped bit (
     assert.equal(r.hashMismatch, false, describeFailure(r));
   }
 });
+
+test('regression (found at seed 709570): a memory ack lost at a recovery is not held against the same key recorded again at the same LSN later', async () => {
+  const r = await runSeed(709570);
+  // The seed still plays the coincidence: a life-0 answer at LSN 22, a recovery to 10, the key again at 22.
+  assert.match(r.trace, /life 1: recovered to LSN 10\b/, describeFailure(r));
+  assert.match(r.trace, /life 2: recovered to LSN 22\b/, describeFailure(r));
+  assert.equal(r.failure, undefined, describeFailure(r));
+  assert.equal(r.ackedLost, 0, describeFailure(r));
+  assert.equal(r.hashMismatch, false, describeFailure(r));
+});

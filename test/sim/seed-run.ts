@@ -210,6 +210,11 @@ interface Tracked {
   /** Resolved while its process was alive: the caller saw it. */
   acked: boolean;
   value: unknown;
+  /**
+   * A recovery came back with fewer LSNs than `lsn`: the record this answer came from is gone for good (a
+   * `memory` ack may be), even if a later life records the same key again, possibly at the same LSN.
+   */
+  recordLost: boolean;
 }
 
 type Verdict = 'ok' | 'stop';
@@ -501,6 +506,7 @@ export class SeedRun {
         settled: false,
         acked: false,
         value: undefined,
+        recordLost: false,
       };
       if (!failedBefore && !overloaded) {
         if (outcome === 'record') {
@@ -879,6 +885,7 @@ export class SeedRun {
     }
     this.model = prefix;
     this.lastRecoveredLsn = k;
+    for (const t of this.tracked) if (t.lsn > k) t.recordLost = true;
     await this.checkRetries();
   }
 
@@ -886,12 +893,15 @@ export class SeedRun {
   private async checkRetries(): Promise<void> {
     const store = this.life.store;
     const before = store.lsnApplied;
-    // What callers were told for keys whose record survived (the same LSN: an answer from a lost record
-    // of an earlier life does not count, the key may since have been recorded again).
+    // What callers were told for keys whose record survived every recovery since: an answer from a lost
+    // record of an earlier life does not count, the key may since have been recorded again (seed 709570:
+    // a life-0 `memory` ack at LSN 22, lost when life 1 recovered 10 LSNs, then the same key recorded
+    // afresh by life 1, at LSN 22 again).
     const acked = new Map<string, unknown>();
     for (const t of this.tracked) {
       const key = t.command.id;
-      if (t.acked && key !== undefined && this.model.byKey.get(key)?.lsn === t.lsn) acked.set(key, t.value);
+      if (t.acked && !t.recordLost && key !== undefined && this.model.byKey.get(key)?.lsn === t.lsn)
+        acked.set(key, t.value);
     }
     const checks: Promise<void>[] = [];
     for (const [key, entry] of this.model.byKey) {
