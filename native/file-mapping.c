@@ -1,12 +1,13 @@
 /*
- * engram_file_mapping: one function, map(path) -> ArrayBuffer, a private copy-on-write mapping of a whole
+ * file_mapping: one function, map(path) -> ArrayBuffer, a private copy-on-write mapping of a whole
  * file, unmapped when the ArrayBuffer is collected.
  *
  * Why: a snapshot read with read(2) lands in fresh anonymous memory, and on these VMs the first touch of a
  * fresh page costs 11-24 us (guest and host fault, decisions 008 and 010): 4-5 s for a 1 GB snapshot. A
  * mapping of a file that is in the page cache costs no fresh memory: its pages are the cache's until one
  * is written, and only then copied (decision 015). Node has no mmap, and the npm bindings for it do not
- * build on Node 20, so this is ours: Node-API only, no node-gyp, built by scripts/build-native.mjs.
+ * build on Node 20, so this is ours: Node-API only, no node-gyp, built into the addon by
+ * scripts/build-native.mjs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -91,9 +92,8 @@ static napi_value map_file(napi_env env, napi_callback_info info) {
   return result;
 }
 
-NAPI_MODULE_INIT() {
+void file_mapping_register(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "map", NAPI_AUTO_LENGTH, map_file, NULL, &fn);
   napi_set_named_property(env, exports, "map", fn);
-  return exports;
 }

@@ -5,6 +5,7 @@
  */
 import { pino } from 'pino';
 import { Store } from '../../src/engine/store.ts';
+import { groupSealKind } from '../../src/log/group-seal.ts';
 import { HttpMetrics } from '../../src/server/http-metrics.ts';
 import { closeGracefully } from '../../src/server/json-server.ts';
 import { combineObservers, EngineMetrics } from '../../src/server/metrics.ts';
@@ -93,6 +94,9 @@ async function start(): Promise<void> {
   const mapping = fileMappingStatus();
   if (!mapping.available)
     log.warn(`snapshots are read, not mapped (slower restarts of a large store): ${mapping.reason}`);
+  const logChecksums = groupSealKind();
+  if (logChecksums === 'js')
+    log.warn('log groups are checksummed in JS, not by the native addon (slower writes; the same bytes)');
   store = opened;
   expiry.start(opened);
   log.info(
@@ -107,6 +111,7 @@ async function start(): Promise<void> {
       recoveryMs: Math.round(r.totalMs),
       tornTails: r.tornTails.length,
       snapshotsMapped: mapping.available,
+      logChecksums,
     },
     `ready: ack point '${config.durability}' (${config.durability === 'disk' ? "a 200 means fdatasync'd" : 'a 200 means applied in memory, flushed within 10 ms'}), ` +
       `data in ${config.dataDir}, replayed ${r.recordsReplayed} records in ${Math.round(r.replayMs)} ms`,

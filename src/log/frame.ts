@@ -39,8 +39,11 @@ function viewOf(buf: Uint8Array): DataView {
   return view;
 }
 
-/** Writes a frame header at `start` for a payload already in `buf[start + 24, end)`; returns the frame CRC. */
-export function sealFrame(
+/**
+ * Writes a frame header at `start` for a payload already in `buf[start + 24, end)`, all but its CRC (the
+ * writer seals a whole group's at once: group-seal.ts).
+ */
+export function writeFrameHeader(
   buf: Buffer,
   start: number,
   end: number,
@@ -48,7 +51,7 @@ export function sealFrame(
   type: number,
   version: number,
   flags: number,
-): number {
+): void {
   const length = end - start;
   if (length < FRAME_HEADER_BYTES || length > FRAME_BYTES_MAX) {
     throw new AssertionFailure(`frame length ${length} out of range`);
@@ -61,8 +64,21 @@ export function sealFrame(
   v.setUint16(start + 18, version, true);
   v.setUint16(start + 20, flags, true);
   v.setUint16(start + 22, 0, true);
+}
+
+/** Writes a whole frame header at `start`, CRC included, for a payload already in place; returns the CRC. */
+export function sealFrame(
+  buf: Buffer,
+  start: number,
+  end: number,
+  lsn: number,
+  type: number,
+  version: number,
+  flags: number,
+): number {
+  writeFrameHeader(buf, start, end, lsn, type, version, flags);
   const crc = crc32c(buf, start + 8, end);
-  v.setUint32(start + 4, crc, true);
+  viewOf(buf).setUint32(start + 4, crc, true);
   return crc;
 }
 

@@ -2,11 +2,9 @@ import * as path from 'node:path';
 import { assert, EngramError } from '../errors.ts';
 import type { FileHandle, FileSystem } from '../storage/file-system.ts';
 import { ioErrorCode } from '../storage/file-system.ts';
-import { BinWriter, readU64 } from '../util/bin.ts';
-import { crc32c } from './crc32c.ts';
+import { BinWriter } from '../util/bin.ts';
 import type { FlushPolicy } from './flush-policy.ts';
 import {
-  alignUp,
   COMMIT_END_MARK,
   COMMIT_MARKER_TYPE,
   COMMIT_PAYLOAD_BYTES,
@@ -14,7 +12,8 @@ import {
   LOG_FORMAT_VERSION,
   segmentName,
 } from './format.ts';
-import { chainStep, encodeSegmentHeader, sealFrame } from './frame.ts';
+import { encodeSegmentHeader, sealFrame, writeFrameHeader } from './frame.ts';
+import { sealGroup } from './group-seal.ts';
 import { SegmentPreallocator } from './preallocation.ts';
 
 export interface LogWriterOptions {
@@ -174,7 +173,8 @@ export class LogWriter {
     assert(this.frameStart >= 0, 'endRecord without beginRecord');
     const w = this.active;
     const lsn = this.nextLsn++;
-    sealFrame(w.buf, this.frameStart, w.pos, lsn, this.frameType, this.frameVersion, this.frameFlags);
+    // Its CRC is computed with the rest of its group's, when the group is written (appendCommitMarker).
+    writeFrameHeader(w.buf, this.frameStart, w.pos, lsn, this.frameType, this.frameVersion, this.frameFlags);
     w.padTo(8);
     this.frameStart = -1;
     if (this.activeRecords === 0) {
@@ -282,26 +282,12 @@ export class LogWriter {
     void this.flush(group, records, lastLsn);
   }
 
-  /** Folds the group's frame CRCs into the chain and appends the commit marker. */
+  /** Seals the group's frames (their CRCs, the chain, the group CRC) and appends the commit marker. */
   private appendCommitMarker(group: BinWriter, firstLsn: number, lastLsn: number, records: number): number {
-    let chain = this.chain;
-    let offset = 0;
-    const buf = group.buf;
-    for (let i = 0; i < records; i++) {
-      // Pair assertion on structure (length and LSN sequence) before the bytes go to disk; the checksum
-      // itself was computed from these bytes by sealFrame, and recovery verifies it on the way back.
-      const length = buf.readUInt32LE(offset);
-      assert(
-        length >= FRAME_HEADER_BYTES && offset + length <= group.pos,
-        'a frame in the group is malformed',
-      );
-      assert(readU64(buf, offset + 8) === firstLsn + i, 'LSNs in a group must be consecutive');
-      chain = chainStep(chain, buf.readUInt32LE(offset + 4));
-      offset += alignUp(length);
-    }
-    assert(offset === group.pos, 'group buffer holds bytes that are not frames');
+    // The seal checks the structure too (lengths, consecutive LSNs) before the bytes go to disk.
+    const { frames, chain, groupCrc } = sealGroup(group.buf, group.pos, firstLsn, this.chain);
+    assert(frames === records, 'the group holds a different number of frames than were appended');
     const start = group.pos;
-    const groupCrc = crc32c(buf, 0, start);
     group.ensure(COMMIT_MARKER_BYTES);
     group.pos += FRAME_HEADER_BYTES;
     group.u64(firstLsn);

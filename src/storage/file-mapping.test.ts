@@ -4,15 +4,12 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { fileMappingStats, fileMappingStatus, mapFile, mayBeMapped } from './file-mapping.ts';
 import { NodeFileSystem } from './node-file-system.ts';
 import { deletePaced, PACED_DELETE_STEP_BYTES } from './paced-delete.ts';
 import { watchTruncations } from './testing/truncation-watch.ts';
-
-const buildScript = fileURLToPath(new URL('../../scripts/build-native.mjs', import.meta.url));
 
 async function tempDir(): Promise<string> {
   return fsp.mkdtemp(path.join(os.tmpdir(), 'engram-map-'));
@@ -24,31 +21,6 @@ function isMapped(file: string): boolean {
     .split('\n')
     .some((line) => line.endsWith(file));
 }
-
-test('npm install built the file-mapping addon wherever this machine can build it', async () => {
-  // The install's own script, strict and into a temp file: it succeeds exactly where a compiler and
-  // Node's headers are found, and then the addon npm install built must be there and load.
-  const dir = await tempDir();
-  try {
-    const build = spawnSync(
-      process.execPath,
-      [buildScript, '--strict', '--out', path.join(dir, 'probe.node')],
-      {
-        encoding: 'utf8',
-      },
-    );
-    const status = fileMappingStatus();
-    if (build.status === 0) assert.deepEqual(status, { available: true });
-    else
-      assert.equal(
-        status.available,
-        false,
-        `the build failed here (${build.stderr.trim()}), yet an addon loads`,
-      );
-  } finally {
-    await fsp.rm(dir, { recursive: true, force: true });
-  }
-});
 
 test('a mapped file reads as its bytes; a write to the mapping changes neither the file nor another mapping', async (t) => {
   if (!fileMappingStatus().available) return t.skip('no file-mapping addon (no C compiler at install)');

@@ -1,46 +1,28 @@
 /**
- * Private, copy-on-write mappings of whole files (mmap), from our Node-API addon `native/file-mapping.c`,
- * which `npm install` builds (scripts/build-native.mjs). Without it (no C compiler at install time, or
+ * Private, copy-on-write mappings of whole files (mmap), from our Node-API addon's `native/file-mapping.c`
+ * (src/native/addon.ts). Without it (no C compiler at install time, or
  * ENGRAM_FILE_MAPPING=off), files are read instead: the same bytes, paid for in fresh memory (decision 015).
  *
  * A mapping is only for files nobody writes or truncates while it lives: snapshots, which are written once
  * under a temp name and renamed, and sealed log segments (every one but the last) during a scan. Unlinking
  * one is safe (the mapping keeps the inode until it is collected).
  */
-import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-
-interface Addon {
-  map(path: string): ArrayBuffer;
-}
-
-export const FILE_MAPPING_ADDON = fileURLToPath(
-  new URL('../../build/engram-file-mapping.node', import.meta.url),
-);
+import { type NativeAddon, nativeAddon } from '../native/addon.ts';
 
 export type FileMappingStatus = { available: true } | { available: false; reason: string };
 
-let addon: Addon | undefined;
+let addon: NativeAddon | undefined;
 let status: FileMappingStatus | undefined;
 
 function load(): FileMappingStatus {
   if (process.env.ENGRAM_FILE_MAPPING === 'off') {
     return { available: false, reason: 'turned off by ENGRAM_FILE_MAPPING=off' };
   }
-  if (!existsSync(FILE_MAPPING_ADDON)) {
-    return {
-      available: false,
-      reason: `${FILE_MAPPING_ADDON} is not built (npm install builds it when a C compiler is installed; then run: npm run build:native)`,
-    };
-  }
-  try {
-    addon = createRequire(import.meta.url)(FILE_MAPPING_ADDON) as Addon;
-    return { available: true };
-  } catch (error) {
-    return { available: false, reason: `${FILE_MAPPING_ADDON} does not load: ${(error as Error).message}` };
-  }
+  const native = nativeAddon();
+  if (!native.available) return native;
+  addon = native.addon;
+  return { available: true };
 }
 
 /** Whether files can be mapped in this process, and why not. */
