@@ -14,6 +14,7 @@
  * fails the write path).
  */
 #include <node_api.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -140,12 +141,19 @@ static napi_value seal_kind(napi_env env, napi_callback_info info) {
   return result;
 }
 
-void log_seal_register(napi_env env, napi_value exports) {
+static void init_once(void) {
   init_table();
 #if defined(__x86_64__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("sse4.2")) crc_bytes = crc_bytes_hw;
 #endif
+}
+
+/* Worker threads load the addon too: the table and the choice of code are set up once per process. */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+void log_seal_register(napi_env env, napi_value exports) {
+  pthread_once(&once, init_once);
   napi_value fn;
   napi_create_function(env, "sealGroup", NAPI_AUTO_LENGTH, seal_group, NULL, &fn);
   napi_set_named_property(env, exports, "sealGroup", fn);
