@@ -334,6 +334,31 @@ test('holds expire through the expiry timer at their ttl, through a logged recor
   assert.match(capture.json().message, /is expired/);
 });
 
+test('balance_gate_batch_items counts the items of every batch request taken, valid or not', async () => {
+  const { post, get } = await gate();
+  await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
+  const item = (id: string, amount: number) => ({
+    reservation_id: id,
+    merchant_id: 'm',
+    amount_cents: amount,
+  });
+  // In the common shape (read without JSON.parse), then with an invalid item (validated item by item).
+  assert.equal(
+    (await post('/v1/reservations/batch', { items: [item('a', 1), item('b', 2)] })).statusCode,
+    200,
+  );
+  const mixed = await post('/v1/reservations/batch', { items: [item('c', 1), item('d', -1), item('e', 1)] });
+  assert.equal(mixed.statusCode, 200);
+  assert.equal(mixed.json().results[1].error, 'invalid_input');
+  // A body that is not a batch is refused whole, before any item is taken.
+  assert.equal((await post('/v1/reservations/batch', { items: 'no' })).statusCode, 400);
+  const text = (await get('/metrics')).body;
+  assert.match(text, /^balance_gate_batch_items_count 2$/m);
+  assert.match(text, /^balance_gate_batch_items_sum 5$/m);
+  assert.match(text, /^balance_gate_batch_items_bucket\{le="1"\} 0$/m);
+  assert.match(text, /^balance_gate_batch_items_bucket\{le="10"\} 2$/m);
+});
+
 test('metrics name the engine and service series; health and readiness', async () => {
   const { post, get, store } = await gate();
   await post('/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
@@ -347,6 +372,7 @@ test('metrics name the engine and service series; health and readiness', async (
     'engram_ack_latency_seconds',
     'engram_wal_flush_duration_seconds',
     'engram_wal_group_records',
+    'balance_gate_batch_items',
     'engram_snapshot_age_seconds',
     'engram_replay_seconds',
     'engram_snapshot_fallbacks',

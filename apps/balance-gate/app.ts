@@ -2,6 +2,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify';
 import type { Store } from '../../src/engine/store.ts';
 import { type ErrorBody, type ErrorLog, toHttpError } from '../../src/server/errors.ts';
+import { type HistogramChild, HistogramFamily } from '../../src/server/fast-metrics.ts';
 import { addHealthRoutes } from '../../src/server/health.ts';
 import type { HttpMetrics } from '../../src/server/http-metrics.ts';
 import { JSON_CONTENT_TYPE } from '../../src/server/json-errors.ts';
@@ -58,10 +59,28 @@ export interface ReservationView {
 }
 
 const CONTRACT_HINT = 'see the API in docs/balance-gate.md';
+export const BATCH_ITEMS_METRIC = 'balance_gate_batch_items';
+const BATCH_ITEMS_BUCKETS = [1, 10, 100, 500, 1000, 2000, 4000, 8190];
+
+/** Items per batch request, valid or not: how operators see whether clients batch. */
+function batchItemsHistogram(metrics: EngineMetrics): HistogramChild {
+  // A registry holds one metric per name: an app built again on the same metrics (tests) shares it.
+  const existing = metrics.registry.getSingleMetric(BATCH_ITEMS_METRIC);
+  const family =
+    (existing as unknown as HistogramFamily | undefined) ??
+    new HistogramFamily(metrics.registry, {
+      name: BATCH_ITEMS_METRIC,
+      help: 'Items per batch request taken (POST /v1/reservations/batch; valid or not, each answered on its own)',
+      labelNames: [],
+      buckets: BATCH_ITEMS_BUCKETS,
+    });
+  return family.child();
+}
 
 /** The routes of the HTTP contract (docs/balance-gate.md) on the shared JSON server plumbing. */
 export function buildApp(options: AppOptions): FastifyInstance {
   const itemValidator = new Ajv({ coerceTypes: false, allErrors: false }).compile(reservationBody);
+  const batchItems = batchItemsHistogram(options.metrics);
   const app = createJsonServer({
     bodyBytesMax: BODY_BYTES_MAX,
     token: options.token,
@@ -94,8 +113,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
         run: (body) => {
           const store = options.store() as GateStore;
           // parseFast gives the commands (an array); a validated body is an object with `items`.
-          if (Array.isArray(body)) return decideBatch(store, body);
-          return runBatch(store, itemValidator, (body as { items: unknown[] }).items);
+          if (Array.isArray(body)) return decideBatch(store, batchItems, body);
+          return runBatch(store, batchItems, itemValidator, (body as { items: unknown[] }).items);
         },
       },
     ],
@@ -148,7 +167,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
     async (request, reply) => {
       const store = storeOr503(reply);
       if (store === undefined) return reply;
-      return reply.type(JSON_CONTENT_TYPE).send(await runBatch(store, itemValidator, request.body.items));
+      return reply
+        .type(JSON_CONTENT_TYPE)
+        .send(await runBatch(store, batchItems, itemValidator, request.body.items));
     },
   );
 
@@ -207,7 +228,12 @@ const reservationAnswer = () => reservationResultJson as (data: unknown) => stri
  * A validated batch body's items: each valid one becomes a command, decided in order under one
  * acknowledgement; an invalid one is answered with its own error.
  */
-function runBatch(store: GateStore, itemValidator: ValidateFunction, items: unknown[]): Promise<Buffer> {
+function runBatch(
+  store: GateStore,
+  batchItems: HistogramChild,
+  itemValidator: ValidateFunction,
+  items: unknown[],
+): Promise<Buffer> {
   const invalid: (ErrorBody | undefined)[] = new Array(items.length);
   const valid: ReserveCommand[] = [];
   const slots: number[] = [];
@@ -223,7 +249,7 @@ function runBatch(store: GateStore, itemValidator: ValidateFunction, items: unkn
       };
     }
   }
-  return decideBatch(store, valid, { invalid, slots });
+  return decideBatch(store, batchItems, valid, { invalid, slots });
 }
 
 /**
@@ -234,10 +260,12 @@ function runBatch(store: GateStore, itemValidator: ValidateFunction, items: unkn
  */
 function decideBatch(
   store: GateStore,
+  batchItems: HistogramChild,
   commands: ReserveCommand[],
   refused?: { invalid: readonly (ErrorBody | undefined)[]; slots: readonly number[] },
 ): Promise<Buffer> {
   const total = refused ? refused.invalid.length : commands.length;
+  batchItems.observe(total);
   const answer = new BatchAnswer(total);
   let next = 0;
   const answerUpTo = (item: number) => {
