@@ -66,17 +66,10 @@ export function writeFrameHeader(
   v.setUint16(start + 22, 0, true);
 }
 
-/** Writes a whole frame header at `start`, CRC included, for a payload already in place; returns the CRC. */
-export function sealFrame(
-  buf: Buffer,
-  start: number,
-  end: number,
-  lsn: number,
-  type: number,
-  version: number,
-  flags: number,
-): number {
-  writeFrameHeader(buf, start, end, lsn, type, version, flags);
+/** `writeFrameHeader` with the CRC too (commit markers, tools, tests); returns the CRC. */
+export function sealFrame(...header: Parameters<typeof writeFrameHeader>): number {
+  writeFrameHeader(...header);
+  const [buf, start, end] = header;
   const crc = crc32c(buf, start + 8, end);
   viewOf(buf).setUint32(start + 4, crc, true);
   return crc;
