@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { openEngramTarget } from './engram-target.ts';
 import { probeCpuGaps } from './lib/cpu-gap-probe.ts';
 import { probeFdatasync, timeShareOver, timeWeightedQuantile } from './lib/fdatasync-probe.ts';
-import { type LatencySummary, offer, saturate, summarize } from './lib/latency.ts';
+import { type LatencySummary, offer, type RunSummary, saturate, summarize } from './lib/latency.ts';
 import { MERCHANT_BALANCE_CENTS, merchantIds, type Target, Workload } from './lib/workload.ts';
 import { openLmdb } from './peers/lmdb.ts';
 import { openSqlite } from './peers/sqlite.ts';
@@ -40,6 +40,15 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 const root = await mkdtemp(path.join(tmpdir(), 'engram-bench-engine-'));
 /** Instances opened so far: each gets a directory of its own. */
 let opened = 0;
+/** Runs in which requests failed (their promise rejected): not counted as throughput, and said out loud. */
+const failedRuns: { run: string; errors: number; firstError?: string }[] = [];
+function checked<T extends RunSummary>(run: string, result: T): T {
+  if (result.errors > 0) {
+    failedRuns.push({ run, errors: result.errors, firstError: result.firstError });
+    log(`${run}: ${result.errors} requests failed, e.g. ${result.firstError}`);
+  }
+  return result;
+}
 
 interface Row {
   name: string;
@@ -68,10 +77,13 @@ async function fresh(name: string): Promise<string> {
 }
 
 async function measure(target: Target, workload: Workload, concurrency: number): Promise<LatencySummary> {
-  return saturate(
-    (r) => target.submit(r),
-    () => workload.take(),
-    { concurrency, durationMs: SECONDS * 1000, warmupMs: WARMUP_MS },
+  return checked(
+    `${target.name}, saturation`,
+    await saturate(
+      (r) => target.submit(r),
+      () => workload.take(),
+      { concurrency, durationMs: SECONDS * 1000, warmupMs: WARMUP_MS },
+    ),
   );
 }
 
@@ -130,14 +142,17 @@ try {
     const target = await openEngramTarget(await fresh(`engram-${ackPoint}-half`), ackPoint, seeds);
     const workload = new Workload(merchants, 2, `engram-${ackPoint}-half`);
     target.takeFlushStats();
-    rows[i].half = await offer(
-      (r) => target.submit(r),
-      () => workload.take(),
-      // The generator polls (setImmediate) instead of sleeping on 1 ms timers: with timers it sent each
-      // millisecond's requests together, up to a tick late, and that lag alone was a p50 of 0.6-0.9 ms and a
-      // p99 of 1.2-6.5 ms against a no-op target (5 µs and 0.15-0.33 ms polling). Polling busies this
-      // thread only while it would otherwise sleep; the log's fsyncs run on the other core.
-      { ratePerS: halfRate, durationMs: SECONDS * 1000, warmupMs: WARMUP_MS, spinBelowMs: 1 },
+    rows[i].half = checked(
+      `${target.name}, half load`,
+      await offer(
+        (r) => target.submit(r),
+        () => workload.take(),
+        // The generator polls (setImmediate) instead of sleeping on 1 ms timers: with timers it sent each
+        // millisecond's requests together, up to a tick late, and that lag alone was a p50 of 0.6-0.9 ms and a
+        // p99 of 1.2-6.5 ms against a no-op target (5 µs and 0.15-0.33 ms polling). Polling busies this
+        // thread only while it would otherwise sleep; the log's fsyncs run on the other core.
+        { ratePerS: halfRate, durationMs: SECONDS * 1000, warmupMs: WARMUP_MS, spinBelowMs: 1 },
+      ),
     );
     const half = rows[i].half!;
     log(
@@ -181,10 +196,13 @@ try {
   // of its own, beside SQLite's batched transactions, not a round of the single-command comparison.
   const batchTarget = await openEngramTarget(await fresh(`engram-disk-batches-${opened++}`), 'disk', seeds);
   const batchWorkload = new Workload(merchants, 5, 'engram-disk-batches');
-  const batches = await saturate(
-    (batch: ReturnType<Workload['take']>[]) => batchTarget.submitMany(batch),
-    () => Array.from({ length: BATCH_ITEMS }, () => batchWorkload.take()),
-    { concurrency: BATCHES_IN_FLIGHT, durationMs: SECONDS * 1000, warmupMs: WARMUP_MS, yieldEvery: 1 },
+  const batches = checked(
+    `${batchTarget.name}, batches`,
+    await saturate(
+      (batch: ReturnType<Workload['take']>[]) => batchTarget.submitMany(batch),
+      () => Array.from({ length: BATCH_ITEMS }, () => batchWorkload.take()),
+      { concurrency: BATCHES_IN_FLIGHT, durationMs: SECONDS * 1000, warmupMs: WARMUP_MS, yieldEvery: 1 },
+    ),
   );
   await batchTarget.close();
   const batchedPerS = batches.opsPerS * BATCH_ITEMS;
@@ -300,7 +318,13 @@ try {
     engram_disk_batched_p99_ms_per_batch: batches.p99Ms,
     disk_vs_lmdb: best(disk) / best(lmdb),
     disk_vs_sqlite_tx: best(disk) / best(sqliteTx),
+    failed_requests: failedRuns.reduce((n, f) => n + f.errors, 0),
   };
+  if (failedRuns.length > 0)
+    console.log(
+      `requests failed in ${failedRuns.length} runs (not counted as throughput): ` +
+        failedRuns.map((f) => `${f.run}: ${f.errors} (${f.firstError})`).join('; '),
+    );
   console.log(JSON.stringify(figures));
 } finally {
   await rm(root, { recursive: true, force: true });
