@@ -7,13 +7,17 @@ import { type ChildProcess, fork } from 'node:child_process';
 import type { LoadJob, LoadResult } from './loadgen.ts';
 import { onCleanup } from './processes.ts';
 
+const NO_PARALLEL_SCAVENGE = '--no-parallel-scavenge';
+
 function forkTracked(
   name: string,
   file: string,
   args: string[] = [],
 ): { child: ChildProcess; stop: () => void } {
   const child = fork(new URL(file, import.meta.url).pathname, args, {
-    execArgv: process.execArgv,
+    // The scavenger without helper threads, as balance-gate runs (decision 007): on two cores its parallel
+    // phase waited for helpers that share the cores with the target, and the generator's floor carried it.
+    execArgv: [...process.execArgv.filter((flag) => flag !== NO_PARALLEL_SCAVENGE), NO_PARALLEL_SCAVENGE],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const kill = () => {
