@@ -27,8 +27,9 @@ export type GroupSealer = (buf: Buffer, end: number, firstLsn: number, chain: nu
 
 /**
  * Seals the frames in `buf[0, end)`, which must be whole frames (each 8-byte aligned, its CRC field not
- * yet set) with consecutive LSNs from `firstLsn`; returns how many frames it sealed, the new chain and the group CRC. Throws an
- * AssertionFailure, and the group must not be written, if the bytes are not such frames.
+ * yet set) with consecutive LSNs from `firstLsn`. Returns how many frames it sealed, the new chain and the
+ * group CRC. Throws an AssertionFailure, and the group must not be written, if the bytes are not such
+ * frames.
  */
 export const sealGroup: GroupSealer = pickSealer();
 
