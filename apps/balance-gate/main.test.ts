@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
+import { groupSealKind } from '../../src/log/group-seal.ts';
 import { GATE_NODE_FLAGS } from './node-flags.ts';
 
 /** The service as an operator runs it: `node --import tsx apps/balance-gate/main.ts`. */
@@ -133,6 +134,7 @@ test('start-up log states the ack point, data dir, records replayed and replay t
   assert.equal(line.dataDir, dataDir);
   assert.equal(line.recordsReplayed, 0);
   assert.equal(typeof line.replayMs, 'number');
+  assert.equal(line.logChecksums, groupSealKind());
   const base = line.address;
   assert.equal((await fetch(`${base}/readyz`)).status, 200);
   const credit = await postJson(base, '/v1/merchants/m/credits', { transfer_id: 't', amount_cents: 100 });
@@ -150,9 +152,17 @@ test('start-up log states the ack point, data dir, records replayed and replay t
   assert.ok(logLines(first.stdout()).some((l) => l.msg === 'stopped'));
   assert.equal(logLines(first.stdout()).filter((l) => l.level >= 50).length, 0, 'no error logged');
 
-  const second = run(['--data-dir', dataDir, '--durability', 'memory']);
+  // Restarted with the log's checksums in JS: it reads what the addon sealed, and says how it seals now.
+  const second = run(['--data-dir', dataDir, '--durability', 'memory'], { ENGRAM_NATIVE_SEAL: 'off' });
   const again = await ready(second);
   assert.equal(again.ackPoint, 'memory');
+  assert.equal(again.logChecksums, 'js');
+  assert.ok(
+    logLines(second.stdout()).some(
+      (l) => l.level === 40 && /checksummed in JS.*ENGRAM_NATIVE_SEAL=off/.test(String(l.msg)),
+    ),
+    'a warning says why',
+  );
   assert.ok((again.recordsReplayed as number) >= 1);
   const acked = answered.filter((a) => a?.status === 200);
   for (const a of acked) {

@@ -5,7 +5,7 @@
  */
 import { pino } from 'pino';
 import { Store } from '../../src/engine/store.ts';
-import { groupSealKind } from '../../src/log/group-seal.ts';
+import { groupSealFallbackReason, groupSealKind } from '../../src/log/group-seal.ts';
 import { HttpMetrics } from '../../src/server/http-metrics.ts';
 import { closeGracefully } from '../../src/server/json-server.ts';
 import { combineObservers, EngineMetrics } from '../../src/server/metrics.ts';
@@ -96,7 +96,9 @@ async function start(): Promise<void> {
     log.warn(`snapshots are read, not mapped (slower restarts of a large store): ${mapping.reason}`);
   const logChecksums = groupSealKind();
   if (logChecksums === 'js')
-    log.warn('log groups are checksummed in JS, not by the native addon (slower writes; the same bytes)');
+    log.warn(
+      `log groups are checksummed in JS, not by the native addon (slower writes; the same bytes): ${groupSealFallbackReason()}`,
+    );
   store = opened;
   expiry.start(opened);
   log.info(

@@ -7,7 +7,14 @@ import { nativeAddon } from '../native/addon.ts';
 import { crc32c } from './crc32c.ts';
 import { alignUp, FRAME_HEADER_BYTES } from './format.ts';
 import { chainStep, parseFrame, writeFrameHeader } from './frame.ts';
-import { type GroupSealer, groupSealKind, nativeSealer, sealGroup, sealGroupJs } from './group-seal.ts';
+import {
+  type GroupSealer,
+  groupSealFallbackReason,
+  groupSealKind,
+  nativeSealer,
+  sealGroup,
+  sealGroupJs,
+} from './group-seal.ts';
 
 const native = nativeAddon();
 const sealers: [string, GroupSealer][] = [['js', sealGroupJs]];
@@ -155,12 +162,17 @@ test('the writer uses the addon where it loads, on this CPU its crc32 instructio
     /\bsse4_2\b/.test(spawnSync('cat', ['/proc/cpuinfo'], { encoding: 'utf8' }).stdout);
   assert.equal(groupSealKind(), native.available ? (sse42 ? 'native sse4.2' : 'native table') : 'js');
   assert.equal(sealGroup === sealGroupJs, !native.available);
-  const script = `import { groupSealKind, sealGroup, sealGroupJs } from ${JSON.stringify(new URL('./group-seal.ts', import.meta.url).href)};
-console.log(JSON.stringify({ kind: groupSealKind(), js: sealGroup === sealGroupJs }));`;
+  assert.equal(groupSealFallbackReason(), native.available ? undefined : native.reason);
+  const script = `import { groupSealFallbackReason, groupSealKind, sealGroup, sealGroupJs } from ${JSON.stringify(new URL('./group-seal.ts', import.meta.url).href)};
+console.log(JSON.stringify({ kind: groupSealKind(), js: sealGroup === sealGroupJs, why: groupSealFallbackReason() }));`;
   const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
     env: { ...process.env, ENGRAM_NATIVE_SEAL: 'off' },
     encoding: 'utf8',
   });
   assert.equal(child.status, 0, child.stderr);
-  assert.deepEqual(JSON.parse(child.stdout), { kind: 'js', js: true });
+  assert.deepEqual(JSON.parse(child.stdout), {
+    kind: 'js',
+    js: true,
+    why: 'turned off by ENGRAM_NATIVE_SEAL=off',
+  });
 });

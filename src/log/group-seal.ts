@@ -40,6 +40,13 @@ export function groupSealKind(): 'native sse4.2' | 'native table' | 'js' {
   return native.addon.sealKind() === 'sse4.2' ? 'native sse4.2' : 'native table';
 }
 
+/** Why groups are sealed in JS here, or undefined when the addon seals them. */
+export function groupSealFallbackReason(): string | undefined {
+  if (process.env.ENGRAM_NATIVE_SEAL === 'off') return 'turned off by ENGRAM_NATIVE_SEAL=off';
+  const native = nativeAddon();
+  return native.available ? undefined : native.reason;
+}
+
 function pickSealer(): GroupSealer {
   const native = nativeAddon();
   if (process.env.ENGRAM_NATIVE_SEAL === 'off' || !native.available) return sealGroupJs;
