@@ -16,6 +16,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { groupSealKind } from '../src/log/group-seal.ts';
 import { openEngramTarget } from './engram-target.ts';
 import { probeCpuGaps } from './lib/cpu-gap-probe.ts';
 import { probeFdatasync, timeShareOver, timeWeightedQuantile } from './lib/fdatasync-probe.ts';
@@ -89,7 +90,8 @@ async function measure(target: Target, workload: Workload, concurrency: number):
 
 try {
   log(
-    `bench:engine ${values.quick ? '(quick) ' : ''}${SECONDS}s per run, ${merchants.length} merchants, data in ${root}`,
+    `bench:engine ${values.quick ? '(quick) ' : ''}${SECONDS}s per run, ${merchants.length} merchants, data in ${root}; ` +
+      `Engram's log checksums: ${groupSealKind()}`,
   );
   const fdatasync = await probeFdatasync(root, values.quick ? 1500 : 4000);
   log(
@@ -319,6 +321,7 @@ try {
     disk_vs_lmdb: best(disk) / best(lmdb),
     disk_vs_sqlite_tx: best(disk) / best(sqliteTx),
     failed_requests: failedRuns.reduce((n, f) => n + f.errors, 0),
+    engram_log_checksums: groupSealKind(),
   };
   if (failedRuns.length > 0)
     console.log(
