@@ -12,6 +12,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
+import { groupSealKind } from '../../src/log/group-seal.ts';
 import { probeFdatasync } from '../lib/fdatasync-probe.ts';
 import { gateUnavailable, startGate } from './gate-target.ts';
 import { LoadGenerator, startNoopServer } from './generator.ts';
@@ -538,7 +539,9 @@ class ServiceBench {
       this.figures.gate_skipped = 1;
       return;
     }
-    log('balance-gate (HTTP, DURABILITY=disk): starting, seeding merchants through the credits endpoint');
+    log(
+      `balance-gate (HTTP, DURABILITY=disk, log checksums: ${groupSealKind()}): starting, seeding merchants through the credits endpoint`,
+    );
     const start = () => startGate({ merchants: this.merchants, balanceCents: MERCHANT_BALANCE_CENTS });
     const specOf = (g: { port: number }): TargetSpec => ({
       protocol: 'http',
