@@ -31,7 +31,7 @@ test('npm install built the addon wherever this machine can build it, with every
       return;
     }
     assert.ok(status.available, !status.available ? status.reason : '');
-    for (const fn of ['map', 'sealGroup', 'sealKind'] as const)
+    for (const fn of ['map', 'sealGroup', 'sealGroupTable', 'sealKind'] as const)
       assert.equal(typeof status.addon[fn], 'function', fn);
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });

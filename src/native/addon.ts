@@ -13,6 +13,8 @@ export interface NativeAddon {
   map(path: string): ArrayBuffer;
   /** Seals one group commit's frames (native/log-seal.c; see src/log/group-seal.ts). */
   sealGroup(buf: Uint8Array, end: number, firstLsn: number, chain: number, out: Uint32Array): number;
+  /** sealGroup with the table, whatever the CPU (for tests: what a CPU without SSE4.2 runs). */
+  sealGroupTable(buf: Uint8Array, end: number, firstLsn: number, chain: number, out: Uint32Array): number;
   /** Which checksum code sealGroup runs: the CPU's crc32 instruction or a table. */
   sealKind(): 'sse4.2' | 'table';
 }
