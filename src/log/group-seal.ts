@@ -33,13 +33,6 @@ export type GroupSealer = (buf: Buffer, end: number, firstLsn: number, chain: nu
  */
 export const sealGroup: GroupSealer = pickSealer();
 
-/** Which code seals groups in this process: the addon (and which checksum it runs), or JS. */
-export function groupSealKind(): 'native sse4.2' | 'native table' | 'js' {
-  const native = nativeAddon();
-  if (process.env.ENGRAM_NATIVE_SEAL === 'off' || !native.available) return 'js';
-  return native.addon.sealKind() === 'sse4.2' ? 'native sse4.2' : 'native table';
-}
-
 /** Why groups are sealed in JS here, or undefined when the addon seals them. */
 export function groupSealFallbackReason(): string | undefined {
   if (process.env.ENGRAM_NATIVE_SEAL === 'off') return 'turned off by ENGRAM_NATIVE_SEAL=off';
@@ -47,9 +40,16 @@ export function groupSealFallbackReason(): string | undefined {
   return native.available ? undefined : native.reason;
 }
 
+/** Which code seals groups in this process: the addon (and which checksum it runs), or JS. */
+export function groupSealKind(): 'native sse4.2' | 'native table' | 'js' {
+  const native = nativeAddon();
+  if (groupSealFallbackReason() !== undefined || !native.available) return 'js';
+  return native.addon.sealKind() === 'sse4.2' ? 'native sse4.2' : 'native table';
+}
+
 function pickSealer(): GroupSealer {
   const native = nativeAddon();
-  if (process.env.ENGRAM_NATIVE_SEAL === 'off' || !native.available) return sealGroupJs;
+  if (groupSealFallbackReason() !== undefined || !native.available) return sealGroupJs;
   return nativeSealer(native.addon.sealGroup);
 }
 
