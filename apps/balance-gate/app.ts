@@ -59,22 +59,16 @@ export interface ReservationView {
 }
 
 const CONTRACT_HINT = 'see the API in docs/balance-gate.md';
-export const BATCH_ITEMS_METRIC = 'balance_gate_batch_items';
 const BATCH_ITEMS_BUCKETS = [1, 10, 100, 500, 1000, 2000, 4000, 8190];
 
 /** Items per batch request, valid or not: how operators see whether clients batch. */
 function batchItemsHistogram(metrics: EngineMetrics): HistogramChild {
-  // A registry holds one metric per name: an app built again on the same metrics (tests) shares it.
-  const existing = metrics.registry.getSingleMetric(BATCH_ITEMS_METRIC);
-  const family =
-    (existing as unknown as HistogramFamily | undefined) ??
-    new HistogramFamily(metrics.registry, {
-      name: BATCH_ITEMS_METRIC,
-      help: 'Items per batch request taken (POST /v1/reservations/batch; valid or not, each answered on its own)',
-      labelNames: [],
-      buckets: BATCH_ITEMS_BUCKETS,
-    });
-  return family.child();
+  return new HistogramFamily(metrics.registry, {
+    name: 'balance_gate_batch_items',
+    help: 'Items per batch request taken (POST /v1/reservations/batch; valid or not, each answered on its own)',
+    labelNames: [],
+    buckets: BATCH_ITEMS_BUCKETS,
+  }).child();
 }
 
 /** The routes of the HTTP contract (docs/balance-gate.md) on the shared JSON server plumbing. */
