@@ -71,7 +71,7 @@ static void write_u32(uint8_t *p, uint32_t v) {
 }
 
 static napi_value seal_group_with(napi_env env, napi_callback_info info,
-                                  uint32_t (*crc_bytes)(uint32_t, const uint8_t *, size_t)) {
+                                  uint32_t (*crc)(uint32_t, const uint8_t *, size_t)) {
   size_t argc = 5;
   napi_value argv[5];
   napi_typedarray_type type, out_type;
@@ -114,11 +114,11 @@ static napi_value seal_group_with(napi_env env, napi_callback_info info,
       frames = -2;
       break;
     }
-    uint32_t crc = ~crc_bytes(~0u, buf + offset + 8, frame_length - 8);
-    write_u32(buf + offset + 4, crc);
+    uint32_t frame_crc = ~crc(~0u, buf + offset + 8, frame_length - 8);
+    write_u32(buf + offset + 4, frame_crc);
     uint8_t crc_bytes_le[4];
-    write_u32(crc_bytes_le, crc);
-    chain = ~crc_bytes(~chain, crc_bytes_le, 4);
+    write_u32(crc_bytes_le, frame_crc);
+    chain = ~crc(~chain, crc_bytes_le, 4);
     frames++;
     lsn++;
     offset += (frame_length + 7u) & ~(size_t)7u;
@@ -127,7 +127,7 @@ static napi_value seal_group_with(napi_env env, napi_callback_info info,
   if (frames >= 0) {
     uint32_t *out = out_data;
     out[0] = chain;
-    out[1] = ~crc_bytes(~0u, buf, end);
+    out[1] = ~crc(~0u, buf, end);
   }
   napi_value result;
   napi_create_int64(env, frames, &result);
