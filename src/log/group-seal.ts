@@ -11,7 +11,7 @@
  * sealed took 8-9% of the main thread at saturation.
  */
 import { AssertionFailure } from '../errors.ts';
-import { nativeAddon } from '../native/addon.ts';
+import { type NativeSealGroup, nativeAddon } from '../native/addon.ts';
 import { readU64 } from '../util/bin.ts';
 import { crc32c } from './crc32c.ts';
 import { alignUp, FRAME_BYTES_MAX, FRAME_HEADER_BYTES } from './format.ts';
@@ -54,9 +54,7 @@ function pickSealer(): GroupSealer {
 }
 
 /** The addon's sealGroup, with its error codes turned into the JS sealer's failures. */
-export function nativeSealer(
-  seal: (buf: Uint8Array, end: number, firstLsn: number, chain: number, out: Uint32Array) => number,
-): GroupSealer {
+export function nativeSealer(seal: NativeSealGroup): GroupSealer {
   const out = new Uint32Array(2);
   return (buf, end, firstLsn, chain) => {
     const frames = seal(buf, end, firstLsn, chain, out);

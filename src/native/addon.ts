@@ -8,13 +8,24 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
+/**
+ * Seals one group commit's frames in `buf[0, end)` (native/log-seal.c; see src/log/group-seal.ts): the
+ * frame count, or -1 (malformed frame) / -2 (LSN out of sequence); the chain and group CRC go to `out`.
+ */
+export type NativeSealGroup = (
+  buf: Uint8Array,
+  end: number,
+  firstLsn: number,
+  chain: number,
+  out: Uint32Array,
+) => number;
+
 export interface NativeAddon {
   /** A private, copy-on-write mapping of the whole file (native/file-mapping.c). */
   map(path: string): ArrayBuffer;
-  /** Seals one group commit's frames (native/log-seal.c; see src/log/group-seal.ts). */
-  sealGroup(buf: Uint8Array, end: number, firstLsn: number, chain: number, out: Uint32Array): number;
+  sealGroup: NativeSealGroup;
   /** sealGroup with the table, whatever the CPU (for tests: what a CPU without SSE4.2 runs). */
-  sealGroupTable(buf: Uint8Array, end: number, firstLsn: number, chain: number, out: Uint32Array): number;
+  sealGroupTable: NativeSealGroup;
   /** Which checksum code sealGroup runs: the CPU's crc32 instruction or a table. */
   sealKind(): 'sse4.2' | 'table';
 }
